@@ -1,0 +1,25 @@
+//! End-to-end test fixtures for berth. Tests live in `tests/tests/`; they need root (CI is
+//! root) and real system components (containerd, runc, iproute2) installed by
+//! `scripts/setup`.
+
+pub mod node;
+
+/// Fails the calling test with a clear message unless it runs as root.
+pub fn require_root() {
+    let euid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|v| {
+                    v.split_whitespace()
+                        .nth(1)
+                        .and_then(|x| x.parse::<u32>().ok())
+                })
+        });
+    assert_eq!(
+        euid,
+        Some(0),
+        "this test drives a real containerd and network namespaces: run it as root"
+    );
+}
