@@ -30,6 +30,13 @@ pub enum Error {
     /// Serialising an OCI document failed.
     #[error("serialising JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// Nothing listens at the containerd address (checked before running `ctr`, which would
+    /// otherwise wait for its dial timeout).
+    #[error("no containerd socket at {}", .0.display())]
+    NoSocket(PathBuf),
+    /// An image tar to import does not exist.
+    #[error("image file {} does not exist", .0.display())]
+    NoFile(PathBuf),
     /// `ctr images import` exited unsuccessfully.
     #[error("ctr images import {} failed ({status}): {stderr}", file.display())]
     Import {

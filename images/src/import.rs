@@ -28,6 +28,14 @@ const SNAPSHOTTER: &str = "overlayfs";
 /// This blocks until `ctr` exits; call it from `spawn_blocking` in async code.
 /// Stops at the first failure, whose error carries `ctr`'s standard error.
 pub fn import(address: &Path, files: &[PathBuf]) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let is_socket = std::fs::metadata(address).is_ok_and(|m| m.file_type().is_socket());
+    if !is_socket {
+        return Err(Error::NoSocket(address.to_path_buf()));
+    }
+    if let Some(missing) = files.iter().find(|f| !f.is_file()) {
+        return Err(Error::NoFile(missing.clone()));
+    }
     for file in files {
         let output = Command::new("ctr")
             .arg("--address")

@@ -348,10 +348,10 @@ impl Containerd {
         for shared in ["/run/containerd/s", "/run/containerd"] {
             let _ = std::fs::remove_dir(shared);
         }
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(dir = %dir.display(), error = %e, "removing containerd directory");
-            }
+        if let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "removing containerd directory");
         }
     }
 }

@@ -5,11 +5,14 @@
 //! `berth up`, `berth bench` and the end-to-end test fixture all start nodes through this
 //! crate, so there is one piece of code that knows how a node is laid out and cleaned up.
 
+pub mod bench;
 pub mod cleanup;
 pub mod containerd;
 pub mod error;
+pub mod local;
 pub mod netns;
 
 pub use containerd::{Containerd, ContainerdConfig};
 pub use error::{Error, Result};
+pub use local::{LocalNode, LocalNodeConfig};
 pub use netns::NetNs;

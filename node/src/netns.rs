@@ -64,10 +64,10 @@ impl NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        if !self.deleted {
-            if let Err(e) = delete(&self.name) {
-                tracing::warn!(netns = %self.name, error = %e, "deleting network namespace");
-            }
+        if !self.deleted
+            && let Err(e) = delete(&self.name)
+        {
+            tracing::warn!(netns = %self.name, error = %e, "deleting network namespace");
         }
     }
 }

@@ -43,7 +43,7 @@ async fn wait_state(node: &TestNode, id: &str, state: i32) -> api::ContainerStat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_runs_execs_and_logs() {
     tests::require_root();
-    let node = TestNode::start().await.unwrap();
+    let node = tests::node::start().await.unwrap();
 
     let version = node.cri().version().await.unwrap();
     assert_eq!(version.runtime_name, "containerd");
@@ -111,7 +111,7 @@ async fn pod_runs_execs_and_logs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exit_codes_oom_and_typed_errors() {
     tests::require_root();
-    let node = TestNode::start().await.unwrap();
+    let node = tests::node::start().await.unwrap();
 
     // A failing container reports its exit code and reason "Error".
     let (_, failing) = run_pod(&node, "fails", node.busybox("main", "echo bye; exit 3"))
@@ -202,7 +202,7 @@ async fn exit_codes_oom_and_typed_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_at_once_and_teardown_leaves_nothing() {
     tests::require_root();
-    let (a, b) = tokio::join!(TestNode::start(), TestNode::start());
+    let (a, b) = tokio::join!(tests::node::start(), tests::node::start());
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_ne!(a.name(), b.name());
 
@@ -275,7 +275,7 @@ impl Leftovers {
     fn of(node: &TestNode) -> Self {
         Leftovers {
             name: node.name().to_string(),
-            dir: node.dir(),
+            dir: node.dir().to_path_buf(),
             socket: node.socket().display().to_string(),
         }
     }
@@ -299,9 +299,17 @@ impl Leftovers {
         );
         // libcni caches each attachment's result, naming the sandbox netns under our dir.
         let dir = self.dir.display().to_string();
-        for e in std::fs::read_dir("/var/lib/cni/results").into_iter().flatten().flatten() {
+        for e in std::fs::read_dir("/var/lib/cni/results")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let body = std::fs::read_to_string(e.path()).unwrap_or_default();
-            assert!(!body.contains(&dir), "CNI result {} left", e.path().display());
+            assert!(
+                !body.contains(&dir),
+                "CNI result {} left",
+                e.path().display()
+            );
         }
         for m in node::cleanup::cgroup_mounts() {
             assert!(
