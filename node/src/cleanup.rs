@@ -238,6 +238,11 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = child.id() as i32;
+        // Until the child has exec'd, its command line is still ours.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while processes_mentioning(&marker).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         assert_eq!(processes_mentioning(&marker), vec![pid]);
         terminate(&processes_mentioning(&marker), Duration::from_secs(2));
         child.wait().unwrap();
