@@ -1,6 +1,23 @@
 //! `berth apiserver`: a Kubernetes API server for kubectl and kube-rs clients, over a
 //! revisioned key-value [`store`] (embedded by default, or etcd).
 
+pub mod admission;
+pub mod alloc;
+pub mod auth;
+pub mod certs;
+pub mod codec;
+pub mod discovery;
+pub mod error;
+pub mod handlers;
+pub mod object;
+pub mod openapi;
 pub mod patch;
+pub mod registry;
+pub mod request;
 pub mod selector;
+pub mod server;
+pub mod status;
 pub mod store;
+pub mod table;
+
+pub use error::{Error, Result};

@@ -1,6 +1,7 @@
 //! `berth`: one command for every berth component. Argument parsing and dispatch only; the
 //! work lives in the library crates.
 
+mod apiserver;
 mod bench;
 mod image;
 
@@ -22,6 +23,8 @@ enum Command {
     /// Build local OCI images and import them into containerd (no registry needed).
     #[command(subcommand)]
     Image(image::ImageCommand),
+    /// Serve the Kubernetes API (HTTPS on --secure-port) from the embedded store or etcd.
+    Apiserver(apiserver::Args),
     /// Measure berth's components against their limits.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -34,6 +37,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match cli.command {
+        Command::Apiserver(args) => apiserver::run(args),
         Command::Image(cmd) => image::run(cmd),
         Command::Bench(cmd) => bench::run(cmd),
     };

@@ -2,6 +2,7 @@
 //! root) and real system components (containerd, runc, iproute2) installed by
 //! `scripts/setup`.
 
+pub mod apiserver;
 pub mod node;
 
 /// Fails the calling test with a clear message unless it runs as root.

@@ -13,6 +13,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub mod conformance;
 pub mod embedded;
 
 /// A global revision. Revisions start at 1 and grow by one per successful write.
@@ -80,13 +81,23 @@ pub enum StoreError {
     NotFound(String),
     /// A precondition on the key's mod revision failed; `current` is the stored value.
     #[error("key {key}: expected revision {expected}, found {}", .current.mod_revision)]
-    Conflict { key: String, expected: Revision, current: Box<Kv> },
+    Conflict {
+        key: String,
+        expected: Revision,
+        current: Box<Kv>,
+    },
     /// The requested revision is older than the compaction point.
     #[error("revision {requested} has been compacted (oldest available {compacted})")]
-    Compacted { requested: Revision, compacted: Revision },
+    Compacted {
+        requested: Revision,
+        compacted: Revision,
+    },
     /// The requested revision is in the future.
     #[error("revision {requested} is newer than the current revision {current}")]
-    FutureRevision { requested: Revision, current: Revision },
+    FutureRevision {
+        requested: Revision,
+        current: Revision,
+    },
     /// The backend failed (I/O, network, corruption).
     #[error("storage backend: {0}")]
     Backend(String),

@@ -1,1 +1,0 @@
-//! JSON merge patch, JSON patch and strategic merge patch (in progress).

@@ -1,0 +1,255 @@
+//! Real kubectl against a real `berth apiserver` (embedded store): the everyday workflow.
+
+use serde_json::Value;
+use tests::apiserver::TestApiserver;
+
+const APP: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: shop
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: app
+        image: busybox:1.35
+        command: ["httpd", "-f", "-p", "8080"]
+        ports: [{containerPort: 8080, name: http}]
+        env: [{name: MODE, value: blue}]
+      - name: sidecar
+        image: busybox:1.35
+        command: ["sleep", "infinity"]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  namespace: shop
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: http}]
+"#;
+
+fn json(s: &str) -> Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+#[test]
+fn kubectl_workflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = TestApiserver::start_in(dir.path(), 0).unwrap();
+
+    // Discovery and the bootstrap objects.
+    let out = api.kubectl_ok(&["get", "namespaces"], None);
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        assert!(out.contains(ns), "{out}");
+    }
+    let svc = json(&api.kubectl_ok(
+        &["get", "svc", "kubernetes", "-n", "default", "-o", "json"],
+        None,
+    ));
+    assert_eq!(svc["spec"]["clusterIP"], "10.96.0.1");
+
+    api.kubectl_ok(&["create", "namespace", "shop"], None);
+    let out = api.kubectl_ok(&["apply", "-f", "-"], Some(APP));
+    assert!(
+        out.contains("deployment.apps/web created") && out.contains("service/web created"),
+        "{out}"
+    );
+
+    // Defaults and allocation are visible.
+    let d = json(&api.kubectl_ok(&["get", "deploy", "web", "-n", "shop", "-o", "json"], None));
+    assert_eq!(d["spec"]["strategy"]["type"], "RollingUpdate");
+    assert_eq!(d["metadata"]["generation"], 1);
+    let s = json(&api.kubectl_ok(&["get", "service/web", "-n", "shop", "-o", "json"], None));
+    let ip = s["spec"]["clusterIP"].as_str().unwrap().to_string();
+    assert!(ip.starts_with("10.") && ip != "10.96.0.1", "{ip}");
+
+    // Re-apply an edited manifest: image and env change, the other container stays.
+    let edited = APP
+        .replace(
+            "image: busybox:1.35\n        command: [\"httpd\"",
+            "image: busybox:latest\n        command: [\"httpd\"",
+        )
+        .replace("value: blue", "value: green");
+    let out = api.kubectl_ok(&["apply", "-f", "-"], Some(&edited));
+    assert!(out.contains("deployment.apps/web configured"), "{out}");
+    assert!(out.contains("service/web unchanged"), "{out}");
+    let d = json(&api.kubectl_ok(&["get", "deploy", "web", "-n", "shop", "-o", "json"], None));
+    let containers = d["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
+    assert_eq!(containers.len(), 2);
+    assert_eq!(containers[0]["image"], "busybox:latest");
+    assert_eq!(containers[0]["env"][0]["value"], "green");
+    assert_eq!(d["metadata"]["generation"], 2);
+
+    // Output formats and describe.
+    let yaml = api.kubectl_ok(&["get", "deploy", "web", "-n", "shop", "-o", "yaml"], None);
+    assert!(
+        yaml.contains("kind: Deployment") && yaml.contains("name: web"),
+        "{yaml}"
+    );
+    let wide = api.kubectl_ok(&["get", "deploy", "-n", "shop", "-o", "wide"], None);
+    assert!(wide.contains("web"), "{wide}");
+    let described = api.kubectl_ok(&["describe", "deploy", "web", "-n", "shop"], None);
+    assert!(
+        described.contains("Name:") && described.contains("web"),
+        "{described}"
+    );
+
+    // label, annotate, the three patch types, scale, set image.
+    api.kubectl_ok(
+        &["label", "deploy", "web", "-n", "shop", "tier=frontend"],
+        None,
+    );
+    api.kubectl_ok(
+        &["annotate", "deploy", "web", "-n", "shop", "owner=team-a"],
+        None,
+    );
+    api.kubectl_ok(
+        &[
+            "patch",
+            "deploy",
+            "web",
+            "-n",
+            "shop",
+            "-p",
+            r#"{"spec":{"revisionHistoryLimit":3}}"#,
+        ],
+        None,
+    );
+    api.kubectl_ok(
+        &[
+            "patch",
+            "deploy",
+            "web",
+            "-n",
+            "shop",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"metadata":{"labels":{"merged":"yes"}}}"#,
+        ],
+        None,
+    );
+    api.kubectl_ok(&["patch", "deploy", "web", "-n", "shop", "--type", "json", "-p", r#"[{"op":"add","path":"/spec/minReadySeconds","value":5},{"op":"replace","path":"/spec/replicas","value":2}]"#], None);
+    api.kubectl_ok(
+        &["scale", "deploy", "web", "-n", "shop", "--replicas", "5"],
+        None,
+    );
+    api.kubectl_ok(
+        &[
+            "set",
+            "image",
+            "deploy/web",
+            "-n",
+            "shop",
+            "sidecar=busybox:1.36",
+        ],
+        None,
+    );
+    let d = json(&api.kubectl_ok(&["get", "deploy", "web", "-n", "shop", "-o", "json"], None));
+    assert_eq!(d["metadata"]["labels"]["tier"], "frontend");
+    assert_eq!(d["metadata"]["labels"]["merged"], "yes");
+    assert_eq!(d["metadata"]["annotations"]["owner"], "team-a");
+    assert_eq!(d["spec"]["revisionHistoryLimit"], 3);
+    assert_eq!(d["spec"]["minReadySeconds"], 5);
+    assert_eq!(d["spec"]["replicas"], 5);
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][1]["image"],
+        "busybox:1.36"
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "busybox:latest"
+    );
+
+    // Label selectors.
+    let names = api.kubectl_ok(
+        &[
+            "get",
+            "deploy",
+            "-n",
+            "shop",
+            "-l",
+            "tier=frontend",
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert_eq!(names.trim(), "deployment.apps/web");
+    let none = api.kubectl_ok(
+        &[
+            "get",
+            "deploy",
+            "-n",
+            "shop",
+            "-l",
+            "tier!=frontend",
+            "-o",
+            "name",
+        ],
+        None,
+    );
+    assert_eq!(none.trim(), "");
+
+    // Invalid manifests are refused with the field named, and nothing is stored.
+    let bad = "apiVersion: v1\nkind: Pod\nmetadata: {name: bad, namespace: shop}\nspec:\n  containers:\n  - name: c\n";
+    let out = api.kubectl(&["apply", "-f", "-"], Some(bad));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("spec.containers[0].image"), "{err}");
+    assert!(
+        !api.kubectl(&["get", "pod", "bad", "-n", "shop"], None)
+            .status
+            .success()
+    );
+
+    // Delete.
+    let out = api.kubectl_ok(&["delete", "deploy", "web", "-n", "shop"], None);
+    assert!(out.contains("deleted"), "{out}");
+    let out = api.kubectl(&["get", "deploy", "web", "-n", "shop"], None);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("NotFound")
+            || String::from_utf8_lossy(&out.stderr).contains("not found")
+    );
+}
+
+#[test]
+fn restart_keeps_objects_and_resource_versions_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = TestApiserver::start_in(dir.path(), 0).unwrap();
+    api.kubectl_ok(&["create", "configmap", "c1", "--from-literal=k=v"], None);
+    let before = json(&api.kubectl_ok(&["get", "cm", "c1", "-o", "json"], None));
+    let rv_before: i64 = before["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let uid = before["metadata"]["uid"].clone();
+    let port = api.port;
+    api.stop();
+
+    let api = TestApiserver::start_in(dir.path(), port).unwrap();
+    let after = json(&api.kubectl_ok(&["get", "cm", "c1", "-o", "json"], None));
+    assert_eq!(after["metadata"]["uid"], uid);
+    assert_eq!(after["data"]["k"], "v");
+    api.kubectl_ok(&["create", "configmap", "c2", "--from-literal=k=v"], None);
+    let c2 = json(&api.kubectl_ok(&["get", "cm", "c2", "-o", "json"], None));
+    let rv2: i64 = c2["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(rv2 > rv_before, "{rv2} <= {rv_before}");
+}
