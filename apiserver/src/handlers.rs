@@ -341,7 +341,7 @@ impl Filter {
         let labels =
             match q.get("labelSelector").filter(|s| !s.trim().is_empty()) {
                 Some(s) => Some(selector::parse_label_selector(s).map_err(|e| {
-                    ApiError::bad_request(format!("unable to parse requirement: {e}"))
+                    ApiError::bad_request(e.to_string())
                 })?),
                 None => None,
             };
@@ -764,6 +764,7 @@ impl Api {
         }
         self.check_namespace_open(r, ns).await?;
         let dry_run = req.query.get("dryRun").is_some_and(|d| d == "All");
+        let mode = field_mode(req.query)?;
         for attempt in 0..8 {
             if !generate.is_empty() && (object::name(&obj).is_empty() || attempt > 0) {
                 let name = format!("{generate}{}", object::random_suffix());
@@ -774,19 +775,19 @@ impl Api {
             if !errors.is_empty() {
                 return Err(invalid(r, &obj, &errors));
             }
+            let warnings = check_fields(r, &obj, mode)?;
             let name = object::name(&obj).to_string();
             let allocated = self.allocate_service(r, None, &mut obj)?;
             if dry_run {
                 self.release(&allocated);
-                return Ok(value_response(StatusCode::CREATED, &obj));
+                return Ok(with_warnings(value_response(StatusCode::CREATED, &obj), &warnings));
             }
             let key = r.key(ns, &name);
             match self.store.create(&key, codec::encode(&obj)).await {
                 Ok(kv) => {
-                    return Ok(json_response(
-                        StatusCode::CREATED,
-                        codec::with_rv(&kv.value, kv.mod_revision),
-                    ));
+                    let resp =
+                        json_response(StatusCode::CREATED, codec::with_rv(&kv.value, kv.mod_revision));
+                    return Ok(with_warnings(resp, &warnings));
                 }
                 Err(StoreError::AlreadyExists(_))
                     if !generate.is_empty()
@@ -815,6 +816,7 @@ impl Api {
         mut new: Value,
         sub: Option<&str>,
         dry_run: bool,
+        mode: crate::strict::Mode,
     ) -> ApiResult<Response> {
         let name = object::name(old).to_string();
         // The subresource decides which part of the object the write may change.
@@ -886,10 +888,11 @@ impl Api {
         if !errors.is_empty() {
             return Err(invalid(r, &new, &errors));
         }
+        let warnings = check_fields(r, &new, mode)?;
         let allocated = self.allocate_service(r, Some(old), &mut new)?;
         if dry_run {
             self.release(&allocated);
-            return Ok(value_response(StatusCode::OK, &new));
+            return Ok(with_warnings(value_response(StatusCode::OK, &new), &warnings));
         }
         // A deleted object whose last finalizer is gone is removed for good.
         let deleting = meta(&new)
@@ -919,10 +922,8 @@ impl Api {
         {
             Ok(kv) => {
                 self.release_dropped_ports(r, old, &new);
-                Ok(json_response(
-                    StatusCode::OK,
-                    codec::with_rv(&kv.value, kv.mod_revision),
-                ))
+                let resp = json_response(StatusCode::OK, codec::with_rv(&kv.value, kv.mod_revision));
+                Ok(with_warnings(resp, &warnings))
             }
             Err(e) => {
                 self.release(&allocated);
@@ -960,6 +961,7 @@ impl Api {
             new,
             req.target.subresource.as_deref(),
             dry_run,
+            field_mode(req.query)?,
         )
         .await
     }
@@ -1025,7 +1027,7 @@ impl Api {
             };
             let patch_sub = if sub == Some("scale") { None } else { sub };
             match self
-                .write_update(r, &kv, &old, new, patch_sub, dry_run)
+                .write_update(r, &kv, &old, new, patch_sub, dry_run, field_mode(req.query)?)
                 .await
             {
                 Err(e) if e.reason == "Conflict" && !patch_pins_rv(&patch) => continue,
@@ -1056,7 +1058,7 @@ impl Api {
             return Err(ApiError::conflict(r.group, r.plural, name));
         }
         let new = apply_scale(&old, &scale)?;
-        self.write_update(r, &kv, &old, new, None, false).await?;
+        self.write_update(r, &kv, &old, new, None, false, crate::strict::Mode::Ignore).await?;
         let (_, updated) = self.read(r, req.target.namespace.as_deref(), name).await?;
         Ok(value_response(StatusCode::OK, &scale_of(r, &updated)?))
     }
@@ -1313,6 +1315,41 @@ impl Api {
             &json!({ "kind": r.list_kind(), "apiVersion": r.api_version(), "metadata": { "resourceVersion": rv.to_string() }, "items": deleted }),
         ))
     }
+}
+
+/// The `fieldValidation` mode of a request.
+fn field_mode(q: &Query) -> ApiResult<crate::strict::Mode> {
+    crate::strict::Mode::from_query(q.get("fieldValidation")).map_err(ApiError::bad_request)
+}
+
+/// Decodes `obj` as its kind: a 400 when it cannot be decoded, a 400 for unknown fields in
+/// Strict mode, and the warnings to send in Warn mode.
+fn check_fields(r: &Resource, obj: &Value, mode: crate::strict::Mode) -> ApiResult<Vec<String>> {
+    use crate::strict::Mode;
+    let prefix = format!("{} in version {:?} cannot be handled as a {}", r.kind, r.version, r.kind);
+    match crate::strict::unknown_fields(r.kind, obj) {
+        Err(e) => Err(ApiError::bad_request(format!("{prefix}: {e}"))),
+        Ok(unknown) if unknown.is_empty() || mode == Mode::Ignore => Ok(Vec::new()),
+        Ok(unknown) => {
+            let msgs: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?}")).collect();
+            if mode == Mode::Strict {
+                Err(ApiError::bad_request(format!("{prefix}: strict decoding error: {}", msgs.join(", "))))
+            } else {
+                Ok(msgs)
+            }
+        }
+    }
+}
+
+/// Adds one `Warning` header per message, as upstream (`299 - "message"`).
+fn with_warnings(mut resp: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let text = format!("299 - {:?}", w);
+        if let Ok(v) = http::HeaderValue::from_str(&text) {
+            resp.headers_mut().append("warning", v);
+        }
+    }
+    resp
 }
 
 fn patch_pins_rv(patch: &Value) -> bool {

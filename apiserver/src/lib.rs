@@ -18,6 +18,7 @@ pub mod selector;
 pub mod server;
 pub mod status;
 pub mod store;
+pub mod strict;
 pub mod table;
 
 pub use error::{Error, Result};

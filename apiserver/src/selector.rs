@@ -913,8 +913,8 @@ fn split_term(term: &str) -> Option<(&str, FieldOperator, &str)> {
 }
 
 /// Parses a field selector (`metadata.name=foo,status.phase!=Running`). Blank terms are
-/// skipped; whitespace around fields and values is ignored; a field containing a
-/// backslash or whitespace is not understood. The empty string matches everything.
+/// skipped; whitespace around fields and values is ignored; a field must be made of
+/// `[A-Za-z0-9._/-]` (field paths are). The empty string matches everything.
 pub fn parse_field_selector(s: &str) -> Result<FieldSelector, SelectorError> {
     let mut requirements = Vec::new();
     for term in split_terms(s) {
@@ -927,7 +927,8 @@ pub fn parse_field_selector(s: &str) -> Result<FieldSelector, SelectorError> {
         };
         let (field, op, raw) = split_term(term).ok_or_else(not_understood)?;
         let field = field.trim();
-        if field.is_empty() || field.contains(|c: char| c == '\\' || c.is_whitespace()) {
+        let field_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/');
+        if field.is_empty() || !field.chars().all(field_char) {
             return Err(not_understood());
         }
         let value = unescape_field_value(raw.trim())?;

@@ -215,6 +215,15 @@ fn kubectl_workflow() {
             .success()
     );
 
+    // Unknown fields are refused (kubectl leaves validation to the server).
+    let typo = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: typo, namespace: shop}\ndata: {a: b}\ndatta: {c: d}\n";
+    let out = api.kubectl(&["apply", "-f", "-"], Some(typo));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown field \"datta\""), "{err}");
+    let out = api.kubectl(&["apply", "--validate=false", "-f", "-"], Some(typo));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
     // Delete.
     let out = api.kubectl_ok(&["delete", "deploy", "web", "-n", "shop"], None);
     assert!(out.contains("deleted"), "{out}");

@@ -289,12 +289,14 @@ fn approx_size(v: &Value) -> usize {
     match v {
         Value::Null | Value::Bool(_) => 5,
         Value::Number(_) => 8,
-        Value::String(s) => s.len() + 2,
+        Value::String(s) => s.len().saturating_add(2),
         Value::Array(a) => a
             .iter()
-            .fold(2, |n, v| n.saturating_add(approx_size(v) + 1)),
+            .fold(2, |n, v| n.saturating_add(approx_size(v)).saturating_add(1)),
         Value::Object(m) => m.iter().fold(2, |n, (k, v)| {
-            n.saturating_add(k.len() + 4 + approx_size(v))
+            n.saturating_add(k.len())
+                .saturating_add(4)
+                .saturating_add(approx_size(v))
         }),
     }
 }
