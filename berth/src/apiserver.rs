@@ -91,7 +91,9 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 !args.etcd_servers.is_empty(),
                 "--storage-backend etcd3 needs --etcd-servers"
             );
-            anyhow::bail!("the etcd3 backend is not built yet");
+            apiserver::store::etcd::EtcdStore::connect(&args.etcd_servers, "")
+                .await
+                .with_context(|| format!("connecting to etcd at {}", args.etcd_servers.join(",")))?
         }
     };
     let mut config = Config::new(&args.data_dir);

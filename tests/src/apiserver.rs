@@ -9,6 +9,15 @@ use std::sync::Arc;
 use apiserver::server::{Config, Server};
 use apiserver::store::Store;
 
+/// Where a test apiserver keeps its objects.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// The embedded store under the data directory.
+    Embedded,
+    /// etcd at this client URL.
+    Etcd(String),
+}
+
 /// A running apiserver. Stops when dropped; the data directory stays until the
 /// `tempfile::TempDir` given to [`TestApiserver::start_in`] is dropped.
 #[derive(Debug)]
@@ -26,6 +35,11 @@ pub struct TestApiserver {
 impl TestApiserver {
     /// Starts an apiserver with its data (certificates, store) in `dir`, on `port` (0: any).
     pub fn start_in(dir: &Path, port: u16) -> anyhow::Result<Self> {
+        Self::start_with(dir, port, Backend::Embedded)
+    }
+
+    /// Like [`TestApiserver::start_in`] with a chosen storage backend.
+    pub fn start_with(dir: &Path, port: u16, backend: Backend) -> anyhow::Result<Self> {
         let dir = dir.to_path_buf();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<(PathBuf, u16)>>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -43,8 +57,12 @@ impl TestApiserver {
             };
             rt.block_on(async move {
                 let started = async {
-                    let store: Arc<dyn Store> =
-                        apiserver::store::embedded::EmbeddedStore::open(&dir.join("store"))?;
+                    let store: Arc<dyn Store> = match backend {
+                        Backend::Embedded => {
+                            apiserver::store::embedded::EmbeddedStore::open(&dir.join("store"))?
+                        }
+                        Backend::Etcd(url) => apiserver::store::etcd::EtcdStore::connect(&[url], "").await?,
+                    };
                     let mut config = Config::new(&dir);
                     config.secure_port = port;
                     config.bookmark_interval = std::time::Duration::from_secs(2);

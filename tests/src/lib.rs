@@ -3,6 +3,7 @@
 //! `scripts/setup`.
 
 pub mod apiserver;
+pub mod etcd;
 pub mod node;
 
 /// Fails the calling test with a clear message unless it runs as root.

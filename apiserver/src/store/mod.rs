@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 pub mod conformance;
 pub mod embedded;
+pub mod etcd;
 
 /// A global revision. Revisions start at 1 and grow by one per successful write.
 pub type Revision = i64;

@@ -17,7 +17,9 @@ pub(super) fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
 
 /// The string at `path` if it is a non-empty string.
 pub(super) fn nonempty_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    at(v, path).and_then(Value::as_str).filter(|s| !s.is_empty())
+    at(v, path)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// The integer at `path`, if it is a number (floats truncate, out-of-range values saturate).
@@ -49,11 +51,6 @@ pub(super) fn obj_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Map<String, 
 /// Whether `path` holds an object (a set pointer field upstream).
 pub(super) fn has_obj(v: &Value, path: &[&str]) -> bool {
     obj_at(v, path).is_some()
-}
-
-/// Whether `path` holds something other than null (a set optional field upstream).
-pub(super) fn is_set(v: &Value, path: &[&str]) -> bool {
-    at(v, path).is_some_and(|x| !x.is_null())
 }
 
 /// `s`, or `default` when empty.
