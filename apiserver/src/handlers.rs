@@ -66,6 +66,23 @@ pub struct Api {
     pub alloc: Allocator,
     /// Watch bookmark interval.
     pub bookmark_interval: std::time::Duration,
+    /// Fan-out of store watches to client watches.
+    pub cache: crate::watchcache::WatchCache,
+}
+
+/// Where a client watch's events come from.
+enum Source {
+    Cache(crate::watchcache::Subscription),
+    Store(crate::store::EventStream),
+}
+
+impl Source {
+    async fn next(&mut self) -> Option<Result<Arc<crate::store::Event>, StoreError>> {
+        match self {
+            Source::Cache(sub) => sub.next().await,
+            Source::Store(s) => futures_util::StreamExt::next(s).await.map(|r| r.map(Arc::new)),
+        }
+    }
 }
 
 /// Output format asked for by the `Accept` header.
@@ -470,6 +487,8 @@ impl Api {
     }
 
     /// Streams events into `tx` until the client goes away or the store watch ends.
+    /// Served from the watch cache; a resume from before the cache's history goes to the
+    /// store, which answers 410 Gone when that history is compacted.
     #[allow(clippy::too_many_arguments)]
     async fn run_watch(
         &self,
@@ -481,50 +500,61 @@ impl Api {
         send_initial: bool,
         tx: &tokio::sync::mpsc::Sender<Bytes>,
     ) {
-        // With no resourceVersion, start with the current state as ADDED events.
-        let after = match from {
-            Some(rv) => rv,
-            None => {
-                let page = match self.store.list(&prefix, None, 0, None).await {
-                    Ok(p) => p,
+        use crate::watchcache::Start;
+        let fail = |e: StoreError| error_line(&ApiError::from_store(e, r.group, r.plural, ""));
+        let in_scope = |key: &str| key.starts_with(&prefix);
+        let mut source = match self.cache.watch(&r.prefix(), from).await {
+            Ok(sub) => Source::Cache(sub),
+            Err(StoreError::Compacted { .. }) if from.is_some() => {
+                match self.store.watch(&prefix, from.unwrap_or_default()).await {
+                    Ok(s) => Source::Store(s),
                     Err(e) => {
-                        let _ = tx
-                            .send(error_line(&ApiError::from_store(e, r.group, r.plural, "")))
-                            .await;
-                        return;
-                    }
-                };
-                for kv in &page.items {
-                    let wanted = filter.is_empty() || filter.matches_stored(kv).unwrap_or(false);
-                    let line = watch_line("ADDED", &codec::with_rv(&kv.value, kv.mod_revision));
-                    if wanted && tx.send(line).await.is_err() {
+                        let _ = tx.send(fail(e)).await;
                         return;
                     }
                 }
-                if send_initial
-                    && bookmarks
-                    && tx.send(bookmark(r, page.revision, true)).await.is_err()
-                {
-                    return;
-                }
-                page.revision
             }
-        };
-        let mut events = match self.store.watch(&prefix, after).await {
-            Ok(s) => s,
             Err(e) => {
-                let _ = tx
-                    .send(error_line(&ApiError::from_store(e, r.group, r.plural, "")))
-                    .await;
+                let _ = tx.send(fail(e)).await;
                 return;
             }
         };
-        let mut last_rv = after;
+        let mut last_rv = from.unwrap_or_default();
+        if let Source::Cache(sub) = &mut source {
+            match std::mem::replace(&mut sub.start, Start::Replay(Vec::new())) {
+                Start::Snapshot { objects, revision } => {
+                    for kv in objects.iter().filter(|kv| in_scope(&kv.key)) {
+                        let wanted = filter.is_empty() || filter.matches_stored(kv).unwrap_or(false);
+                        let line = watch_line("ADDED", &codec::with_rv(&kv.value, kv.mod_revision));
+                        if wanted && tx.send(line).await.is_err() {
+                            return;
+                        }
+                    }
+                    last_rv = revision;
+                    if send_initial && bookmarks && tx.send(bookmark(r, revision, true)).await.is_err() {
+                        return;
+                    }
+                }
+                Start::Replay(events) => {
+                    for ev in events {
+                        last_rv = ev.revision();
+                        if !in_scope(ev.key()) {
+                            continue;
+                        }
+                        if let Some(line) = self.event_line(&filter, &ev)
+                            && tx.send(line).await.is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
         let mut ticker = tokio::time::interval(self.bookmark_interval);
         ticker.tick().await;
         loop {
             let next = tokio::select! {
-                e = futures_util::StreamExt::next(&mut events) => e,
+                e = source.next() => e,
                 _ = ticker.tick() => {
                     if bookmarks && tx.send(bookmark(r, last_rv, false)).await.is_err() {
                         return;
@@ -536,15 +566,16 @@ impl Api {
             let event = match next {
                 None => return,
                 Some(Err(e)) => {
-                    let _ = tx
-                        .send(error_line(&ApiError::from_store(e, r.group, r.plural, "")))
-                        .await;
+                    let _ = tx.send(fail(e)).await;
                     return;
                 }
                 Some(Ok(ev)) => ev,
             };
             last_rv = event.revision();
-            if let Some(line) = self.event_line(&filter, event)
+            if !in_scope(event.key()) {
+                continue;
+            }
+            if let Some(line) = self.event_line(&filter, &event)
                 && tx.send(line).await.is_err()
             {
                 return;
@@ -554,12 +585,12 @@ impl Api {
 
     /// The line a watcher with `filter` sees for a store event, if any: an object that
     /// starts matching is ADDED, one that stops matching is DELETED, as upstream's cacher.
-    fn event_line(&self, filter: &Filter, event: crate::store::Event) -> Option<Bytes> {
+    fn event_line(&self, filter: &Filter, event: &crate::store::Event) -> Option<Bytes> {
         use crate::store::Event;
         let matches = |kv: &Kv| filter.is_empty() || filter.matches_stored(kv).unwrap_or(false);
         match event {
             Event::Put { kv, prev } => {
-                let now = matches(&kv);
+                let now = matches(kv);
                 let before = prev.as_ref().is_some_and(&matches);
                 match (before, now) {
                     (false, true) => Some(watch_line(
@@ -572,12 +603,13 @@ impl Api {
                     )),
                     // Left the selection: the last matching state, at the new revision.
                     (true, false) => prev
+                        .as_ref()
                         .map(|p| watch_line("DELETED", &codec::with_rv(&p.value, kv.mod_revision))),
                     (false, false) => None,
                 }
             }
-            Event::Delete { prev, revision } => matches(&prev)
-                .then(|| watch_line("DELETED", &codec::with_rv(&prev.value, revision))),
+            Event::Delete { prev, revision } => matches(prev)
+                .then(|| watch_line("DELETED", &codec::with_rv(&prev.value, *revision))),
         }
     }
 }
@@ -808,6 +840,7 @@ impl Api {
 
     /// Writes `new` over `kv` (whose object is `old`), running the update pipeline.
     /// `sub` is the subresource written through, if any.
+    #[allow(clippy::too_many_arguments)]
     async fn write_update(
         &self,
         r: &Resource,

@@ -20,5 +20,6 @@ pub mod status;
 pub mod store;
 pub mod strict;
 pub mod table;
+pub mod watchcache;
 
 pub use error::{Error, Result};

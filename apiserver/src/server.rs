@@ -181,11 +181,8 @@ impl Server {
             Some(p) => TokenFile::load(p)?,
             None => TokenFile::default(),
         };
-        let api = Arc::new(Api {
-            store,
-            alloc,
-            bookmark_interval: config.bookmark_interval,
-        });
+        let cache = crate::watchcache::WatchCache::new(Arc::clone(&store));
+        let api = Arc::new(Api { store, alloc, bookmark_interval: config.bookmark_interval, cache });
         api.load_allocations().await?;
         bootstrap(&api, config.advertise_address, local.port()).await?;
         let server_address = SocketAddr::new(config.advertise_address, local.port()).to_string();

@@ -1,5 +1,8 @@
 //! The `cri` client against a real containerd in a `TestNode` (root; CI runs these).
 
+// Test helpers outside #[test] fns unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use std::time::{Duration, Instant};
 
 use cri::api;

@@ -2,6 +2,9 @@
 //! typed CRUD, optimistic concurrency, and the watcher/reflector machinery every berth
 //! controller will use.
 
+// Test helpers outside #[test] fns unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use futures_util::StreamExt;

@@ -1,5 +1,8 @@
 //! Real kubectl against a real `berth apiserver` (embedded store): the everyday workflow.
 
+// Test helpers outside #[test] fns unwrap too: a failure there is a test failure.
+#![allow(clippy::unwrap_used)]
+
 use serde_json::Value;
 use tests::apiserver::TestApiserver;
 

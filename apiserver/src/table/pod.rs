@@ -11,8 +11,7 @@ use std::collections::HashSet;
 
 use serde_json::{Value, json};
 
-use super::format::or;
-use super::format::{arr_at, at, has_obj, int_at, nonempty_at, obj_at, str_at};
+use super::format::{arr_at, at, has_obj, int_at, nonempty_at, obj_at, or, str_at};
 use super::{AGE, Column, NAME, age_at, deleting, name, text};
 
 /// Pod columns.
