@@ -103,6 +103,16 @@ fn kubectl_workflow() {
     );
     let wide = api.kubectl_ok(&["get", "deploy", "-n", "shop", "-o", "wide"], None);
     assert!(wide.contains("web"), "{wide}");
+    // Server-side Table output: upstream's columns, wide ones only with -o wide.
+    let header = wide.lines().next().unwrap_or("");
+    for col in ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"] {
+        assert!(header.contains(col), "{col} missing in {header}");
+    }
+    let plain = api.kubectl_ok(&["get", "deploy", "-n", "shop"], None);
+    assert!(!plain.lines().next().unwrap_or("").contains("CONTAINERS"), "{plain}");
+    assert!(plain.contains("0/2"), "{plain}");
+    let svcs = api.kubectl_ok(&["get", "svc", "-n", "shop"], None);
+    assert!(svcs.contains("CLUSTER-IP") && svcs.contains("80/TCP"), "{svcs}");
     let described = api.kubectl_ok(&["describe", "deploy", "web", "-n", "shop"], None);
     assert!(
         described.contains("Name:") && described.contains("web"),
@@ -264,4 +274,46 @@ fn restart_keeps_objects_and_resource_versions_continue() {
         .parse()
         .unwrap();
     assert!(rv2 > rv_before, "{rv2} <= {rv_before}");
+}
+
+#[test]
+fn kubectl_get_watch_streams_changes() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let api = TestApiserver::start_in(dir.path(), 0).unwrap();
+    let mut child = std::process::Command::new(tests::apiserver::kubectl_binary())
+        .arg("--kubeconfig")
+        .arg(&api.kubeconfig)
+        .args(["get", "configmaps", "--watch", "--output-watch-events", "--request-timeout=30s"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Give the watch time to start, then change things.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    api.kubectl_ok(&["create", "configmap", "watched", "--from-literal=a=1"], None);
+    api.kubectl_ok(&["label", "configmap", "watched", "x=y"], None);
+    api.kubectl_ok(&["delete", "configmap", "watched"], None);
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while seen.len() < 3 && std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+            // Table rows: EVENT NAME DATA AGE.
+            if line.split_whitespace().nth(1) == Some("watched") {
+                seen.push(line.split_whitespace().next().unwrap_or("").to_string());
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(seen, ["ADDED", "MODIFIED", "DELETED"]);
 }
