@@ -208,6 +208,13 @@ impl Server {
     /// Serves until `shutdown` resolves.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
         tokio::pin!(shutdown);
+        let compactor = tokio::spawn(compact_periodically(Arc::clone(&self.state.api.store), COMPACTION_INTERVAL));
+        let result = self.accept_loop(shutdown).await;
+        compactor.abort();
+        result
+    }
+
+    async fn accept_loop(&self, mut shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>) -> Result<()> {
         loop {
             let (tcp, peer) = tokio::select! {
                 _ = &mut shutdown => return Ok(()),
@@ -342,6 +349,26 @@ fn text(code: StatusCode, body: &'static str) -> Response {
     r
 }
 
+/// How often history is compacted, as upstream's `--etcd-compaction-interval` default.
+pub const COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
+
+/// Every `interval`, forgets history older than the revision seen one interval earlier, so
+/// watches can resume across a short disconnect while memory and disk stay bounded.
+pub async fn compact_periodically(store: Arc<dyn Store>, interval: Duration) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.tick().await;
+    let mut previous: Option<crate::store::Revision> = None;
+    loop {
+        ticker.tick().await;
+        if let Some(rev) = previous
+            && let Err(e) = store.compact(rev).await
+        {
+            tracing::warn!(revision = rev, error = %e, "compaction failed");
+        }
+        previous = store.revision().await.ok();
+    }
+}
+
 /// Creates what every cluster has if missing: the system namespaces and the `kubernetes`
 /// Service with its Endpoints and EndpointSlice pointing at this server.
 async fn bootstrap(api: &Arc<Api>, advertise: IpAddr, port: u16) -> Result<()> {
@@ -421,4 +448,23 @@ async fn bootstrap(api: &Arc<Api>, advertise: IpAddr, port: u16) -> Result<()> {
     )
     .await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn history_is_compacted_one_interval_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> = crate::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
+        let first = store.create("/c/a", b"1".to_vec()).await.unwrap().mod_revision;
+        store.update("/c/a", b"2".to_vec(), None).await.unwrap();
+        let task = tokio::spawn(compact_periodically(Arc::clone(&store), Duration::from_millis(50)));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        task.abort();
+        let old = store.list("/c/", None, 0, Some(first)).await;
+        assert!(matches!(old, Err(crate::store::StoreError::Compacted { .. })), "{old:?}");
+        assert_eq!(&*store.get("/c/a").await.unwrap().unwrap().value, b"2");
+    }
 }
