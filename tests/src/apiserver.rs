@@ -34,6 +34,7 @@ pub struct TestApiserver {
 
 impl TestApiserver {
     /// Starts an apiserver with its data (certificates, store) in `dir`, on `port` (0: any).
+    /// A `tokens.csv` in `dir` is used as `--token-auth-file`.
     pub fn start_in(dir: &Path, port: u16) -> anyhow::Result<Self> {
         Self::start_with(dir, port, Backend::Embedded)
     }
@@ -66,6 +67,10 @@ impl TestApiserver {
                     let mut config = Config::new(&dir);
                     config.secure_port = port;
                     config.bookmark_interval = std::time::Duration::from_secs(2);
+                    let tokens = dir.join("tokens.csv");
+                    if tokens.exists() {
+                        config.token_auth_file = Some(tokens);
+                    }
                     anyhow::Ok(Server::bind(config, store).await?)
                 };
                 match started.await {
