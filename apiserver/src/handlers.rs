@@ -80,7 +80,9 @@ impl Source {
     async fn next(&mut self) -> Option<Result<Arc<crate::store::Event>, StoreError>> {
         match self {
             Source::Cache(sub) => sub.next().await,
-            Source::Store(s) => futures_util::StreamExt::next(s).await.map(|r| r.map(Arc::new)),
+            Source::Store(s) => futures_util::StreamExt::next(s)
+                .await
+                .map(|r| r.map(Arc::new)),
         }
     }
 }
@@ -355,13 +357,13 @@ pub struct Filter {
 impl Filter {
     /// Parses `labelSelector` and `fieldSelector`, checking each field is selectable.
     pub fn from_query(r: &Resource, q: &Query, name: Option<String>) -> ApiResult<Self> {
-        let labels =
-            match q.get("labelSelector").filter(|s| !s.trim().is_empty()) {
-                Some(s) => Some(selector::parse_label_selector(s).map_err(|e| {
-                    ApiError::bad_request(e.to_string())
-                })?),
-                None => None,
-            };
+        let labels = match q.get("labelSelector").filter(|s| !s.trim().is_empty()) {
+            Some(s) => Some(
+                selector::parse_label_selector(s)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?,
+            ),
+            None => None,
+        };
         let fields = match q.get("fieldSelector").filter(|s| !s.trim().is_empty()) {
             Some(s) => {
                 let f = selector::parse_field_selector(s)
@@ -524,14 +526,18 @@ impl Api {
             match std::mem::replace(&mut sub.start, Start::Replay(Vec::new())) {
                 Start::Snapshot { objects, revision } => {
                     for kv in objects.iter().filter(|kv| in_scope(&kv.key)) {
-                        let wanted = filter.is_empty() || filter.matches_stored(kv).unwrap_or(false);
+                        let wanted =
+                            filter.is_empty() || filter.matches_stored(kv).unwrap_or(false);
                         let line = watch_line("ADDED", &codec::with_rv(&kv.value, kv.mod_revision));
                         if wanted && tx.send(line).await.is_err() {
                             return;
                         }
                     }
                     last_rv = revision;
-                    if send_initial && bookmarks && tx.send(bookmark(r, revision, true)).await.is_err() {
+                    if send_initial
+                        && bookmarks
+                        && tx.send(bookmark(r, revision, true)).await.is_err()
+                    {
                         return;
                     }
                 }
@@ -812,13 +818,18 @@ impl Api {
             let allocated = self.allocate_service(r, None, &mut obj)?;
             if dry_run {
                 self.release(&allocated);
-                return Ok(with_warnings(value_response(StatusCode::CREATED, &obj), &warnings));
+                return Ok(with_warnings(
+                    value_response(StatusCode::CREATED, &obj),
+                    &warnings,
+                ));
             }
             let key = r.key(ns, &name);
             match self.store.create(&key, codec::encode(&obj)).await {
                 Ok(kv) => {
-                    let resp =
-                        json_response(StatusCode::CREATED, codec::with_rv(&kv.value, kv.mod_revision));
+                    let resp = json_response(
+                        StatusCode::CREATED,
+                        codec::with_rv(&kv.value, kv.mod_revision),
+                    );
                     return Ok(with_warnings(resp, &warnings));
                 }
                 Err(StoreError::AlreadyExists(_))
@@ -925,7 +936,10 @@ impl Api {
         let allocated = self.allocate_service(r, Some(old), &mut new)?;
         if dry_run {
             self.release(&allocated);
-            return Ok(with_warnings(value_response(StatusCode::OK, &new), &warnings));
+            return Ok(with_warnings(
+                value_response(StatusCode::OK, &new),
+                &warnings,
+            ));
         }
         // A deleted object whose last finalizer is gone is removed for good.
         let deleting = meta(&new)
@@ -955,7 +969,8 @@ impl Api {
         {
             Ok(kv) => {
                 self.release_dropped_ports(r, old, &new);
-                let resp = json_response(StatusCode::OK, codec::with_rv(&kv.value, kv.mod_revision));
+                let resp =
+                    json_response(StatusCode::OK, codec::with_rv(&kv.value, kv.mod_revision));
                 Ok(with_warnings(resp, &warnings))
             }
             Err(e) => {
@@ -1060,7 +1075,15 @@ impl Api {
             };
             let patch_sub = if sub == Some("scale") { None } else { sub };
             match self
-                .write_update(r, &kv, &old, new, patch_sub, dry_run, field_mode(req.query)?)
+                .write_update(
+                    r,
+                    &kv,
+                    &old,
+                    new,
+                    patch_sub,
+                    dry_run,
+                    field_mode(req.query)?,
+                )
                 .await
             {
                 Err(e) if e.reason == "Conflict" && !patch_pins_rv(&patch) => continue,
@@ -1091,7 +1114,8 @@ impl Api {
             return Err(ApiError::conflict(r.group, r.plural, name));
         }
         let new = apply_scale(&old, &scale)?;
-        self.write_update(r, &kv, &old, new, None, false, crate::strict::Mode::Ignore).await?;
+        self.write_update(r, &kv, &old, new, None, false, crate::strict::Mode::Ignore)
+            .await?;
         let (_, updated) = self.read(r, req.target.namespace.as_deref(), name).await?;
         Ok(value_response(StatusCode::OK, &scale_of(r, &updated)?))
     }
@@ -1359,14 +1383,23 @@ fn field_mode(q: &Query) -> ApiResult<crate::strict::Mode> {
 /// Strict mode, and the warnings to send in Warn mode.
 fn check_fields(r: &Resource, obj: &Value, mode: crate::strict::Mode) -> ApiResult<Vec<String>> {
     use crate::strict::Mode;
-    let prefix = format!("{} in version {:?} cannot be handled as a {}", r.kind, r.version, r.kind);
+    let prefix = format!(
+        "{} in version {:?} cannot be handled as a {}",
+        r.kind, r.version, r.kind
+    );
     match crate::strict::unknown_fields(r.kind, obj) {
         Err(e) => Err(ApiError::bad_request(format!("{prefix}: {e}"))),
         Ok(unknown) if unknown.is_empty() || mode == Mode::Ignore => Ok(Vec::new()),
         Ok(unknown) => {
-            let msgs: Vec<String> = unknown.iter().map(|f| format!("unknown field {f:?}")).collect();
+            let msgs: Vec<String> = unknown
+                .iter()
+                .map(|f| format!("unknown field {f:?}"))
+                .collect();
             if mode == Mode::Strict {
-                Err(ApiError::bad_request(format!("{prefix}: strict decoding error: {}", msgs.join(", "))))
+                Err(ApiError::bad_request(format!(
+                    "{prefix}: strict decoding error: {}",
+                    msgs.join(", ")
+                )))
             } else {
                 Ok(msgs)
             }

@@ -182,7 +182,12 @@ impl Server {
             None => TokenFile::default(),
         };
         let cache = crate::watchcache::WatchCache::new(Arc::clone(&store));
-        let api = Arc::new(Api { store, alloc, bookmark_interval: config.bookmark_interval, cache });
+        let api = Arc::new(Api {
+            store,
+            alloc,
+            bookmark_interval: config.bookmark_interval,
+            cache,
+        });
         api.load_allocations().await?;
         bootstrap(&api, config.advertise_address, local.port()).await?;
         let server_address = SocketAddr::new(config.advertise_address, local.port()).to_string();
@@ -208,13 +213,19 @@ impl Server {
     /// Serves until `shutdown` resolves.
     pub async fn serve(self, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
         tokio::pin!(shutdown);
-        let compactor = tokio::spawn(compact_periodically(Arc::clone(&self.state.api.store), COMPACTION_INTERVAL));
+        let compactor = tokio::spawn(compact_periodically(
+            Arc::clone(&self.state.api.store),
+            COMPACTION_INTERVAL,
+        ));
         let result = self.accept_loop(shutdown).await;
         compactor.abort();
         result
     }
 
-    async fn accept_loop(&self, mut shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>) -> Result<()> {
+    async fn accept_loop(
+        &self,
+        mut shutdown: std::pin::Pin<&mut impl std::future::Future<Output = ()>>,
+    ) -> Result<()> {
         loop {
             let (tcp, peer) = tokio::select! {
                 _ = &mut shutdown => return Ok(()),
@@ -457,14 +468,25 @@ mod tests {
     #[tokio::test]
     async fn history_is_compacted_one_interval_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let store: Arc<dyn Store> = crate::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
-        let first = store.create("/c/a", b"1".to_vec()).await.unwrap().mod_revision;
+        let store: Arc<dyn Store> =
+            crate::store::embedded::EmbeddedStore::open(dir.path()).unwrap();
+        let first = store
+            .create("/c/a", b"1".to_vec())
+            .await
+            .unwrap()
+            .mod_revision;
         store.update("/c/a", b"2".to_vec(), None).await.unwrap();
-        let task = tokio::spawn(compact_periodically(Arc::clone(&store), Duration::from_millis(50)));
+        let task = tokio::spawn(compact_periodically(
+            Arc::clone(&store),
+            Duration::from_millis(50),
+        ));
         tokio::time::sleep(Duration::from_millis(300)).await;
         task.abort();
         let old = store.list("/c/", None, 0, Some(first)).await;
-        assert!(matches!(old, Err(crate::store::StoreError::Compacted { .. })), "{old:?}");
+        assert!(
+            matches!(old, Err(crate::store::StoreError::Compacted { .. })),
+            "{old:?}"
+        );
         assert_eq!(&*store.get("/c/a").await.unwrap().unwrap().value, b"2");
     }
 }

@@ -67,7 +67,9 @@ fn typed(kind: &str, obj: &Value) -> Option<Result<Value, String>> {
 /// Checks `obj` of `kind`: Err(decoder message) when it cannot be decoded, else the unknown
 /// field paths (`spec.containers[0].imagee`).
 pub fn unknown_fields(kind: &str, obj: &Value) -> Result<Vec<String>, String> {
-    let Some(result) = typed(kind, obj) else { return Ok(Vec::new()) };
+    let Some(result) = typed(kind, obj) else {
+        return Ok(Vec::new());
+    };
     let decoded = result?;
     let mut unknown = Vec::new();
     diff(obj, &decoded, String::new(), &mut unknown);
@@ -78,7 +80,11 @@ fn diff(input: &Value, kept: &Value, path: String, out: &mut Vec<String>) {
     match (input, kept) {
         (Value::Object(a), Value::Object(b)) => {
             for (k, v) in a {
-                let p = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
                 match b.get(k) {
                     Some(kv) => diff(v, kv, p, out),
                     None if v.is_null() => {}
@@ -110,7 +116,10 @@ mod tests {
             "metadata": {"name": "p", "labels": {"a": "b"}, "creationTimestamp": null},
             "spec": {"containers": [{"name": "c", "image": "busybox", "imagee": "x", "resources": {}}], "bogus": 1},
         });
-        assert_eq!(unknown_fields("Pod", &pod).unwrap(), vec!["spec.bogus", "spec.containers[0].imagee"]);
+        assert_eq!(
+            unknown_fields("Pod", &pod).unwrap(),
+            vec!["spec.bogus", "spec.containers[0].imagee"]
+        );
         let ok = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"k": "v"}});
         assert!(unknown_fields("ConfigMap", &ok).unwrap().is_empty());
     }

@@ -24,7 +24,10 @@ const BACKLOG: usize = 10_000;
 #[derive(Debug)]
 pub enum Start {
     /// The current objects (to send as ADDED) at a revision, then live events after it.
-    Snapshot { objects: Vec<Kv>, revision: Revision },
+    Snapshot {
+        objects: Vec<Kv>,
+        revision: Revision,
+    },
     /// Events after the requested revision, replayed from history, then live ones.
     Replay(Vec<Arc<Event>>),
 }
@@ -49,7 +52,10 @@ impl Subscription {
                     return Some(Ok(ev));
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    return Some(Err(StoreError::Compacted { requested: self.after, compacted: self.after + 1 }));
+                    return Some(Err(StoreError::Compacted {
+                        requested: self.after,
+                        compacted: self.after + 1,
+                    }));
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
             }
@@ -89,33 +95,67 @@ pub struct WatchCache {
 impl WatchCache {
     /// A cache over `store`; resources are cached on their first watch.
     pub fn new(store: Arc<dyn Store>) -> Self {
-        WatchCache { store, cachers: Mutex::new(HashMap::new()) }
+        WatchCache {
+            store,
+            cachers: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Subscribes to changes under `prefix` (a resource prefix, or a namespace inside one:
     /// the cacher is per resource and `namespace_prefix` narrows what is delivered).
     /// `after` None starts with a snapshot.
-    pub async fn watch(&self, resource_prefix: &str, after: Option<Revision>) -> StoreResult<Subscription> {
+    pub async fn watch(
+        &self,
+        resource_prefix: &str,
+        after: Option<Revision>,
+    ) -> StoreResult<Subscription> {
         let cacher = self.cacher(resource_prefix).await?;
         let st = cacher.state();
         match after {
             None => {
                 let objects = st.objects.values().cloned().collect();
                 let live = st.tx.subscribe();
-                Ok(Subscription { start: Start::Snapshot { objects, revision: st.revision }, live, after: st.revision })
+                Ok(Subscription {
+                    start: Start::Snapshot {
+                        objects,
+                        revision: st.revision,
+                    },
+                    live,
+                    after: st.revision,
+                })
             }
             Some(rv) if rv >= st.oldest => {
-                let replay: Vec<Arc<Event>> = st.history.iter().filter(|e| e.revision() > rv).cloned().collect();
-                let last = replay.last().map(|e| e.revision()).unwrap_or(rv.max(st.revision.min(rv)));
+                let replay: Vec<Arc<Event>> = st
+                    .history
+                    .iter()
+                    .filter(|e| e.revision() > rv)
+                    .cloned()
+                    .collect();
+                let last = replay
+                    .last()
+                    .map(|e| e.revision())
+                    .unwrap_or(rv.max(st.revision.min(rv)));
                 let live = st.tx.subscribe();
-                Ok(Subscription { start: Start::Replay(replay), live, after: last.max(rv) })
+                Ok(Subscription {
+                    start: Start::Replay(replay),
+                    live,
+                    after: last.max(rv),
+                })
             }
-            Some(rv) => Err(StoreError::Compacted { requested: rv, compacted: st.oldest }),
+            Some(rv) => Err(StoreError::Compacted {
+                requested: rv,
+                compacted: st.oldest,
+            }),
         }
     }
 
     async fn cacher(&self, prefix: &str) -> StoreResult<Arc<Cacher>> {
-        if let Some(c) = self.cachers.lock().unwrap_or_else(|p| p.into_inner()).get(prefix) {
+        if let Some(c) = self
+            .cachers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(prefix)
+        {
             return Ok(Arc::clone(c));
         }
         let (cacher, events) = self.start(prefix).await?;
@@ -137,14 +177,34 @@ impl WatchCache {
         let list = self.store.list(prefix, None, 0, None).await?;
         let events = self.store.watch(prefix, list.revision).await?;
         let (tx, _) = tokio::sync::broadcast::channel(BACKLOG);
-        let objects = list.items.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
-        let state = State { objects, history: VecDeque::new(), revision: list.revision, oldest: list.revision, tx };
-        Ok((Arc::new(Cacher { state: Mutex::new(state) }), events))
+        let objects = list
+            .items
+            .into_iter()
+            .map(|kv| (kv.key.clone(), kv))
+            .collect();
+        let state = State {
+            objects,
+            history: VecDeque::new(),
+            revision: list.revision,
+            oldest: list.revision,
+            tx,
+        };
+        Ok((
+            Arc::new(Cacher {
+                state: Mutex::new(state),
+            }),
+            events,
+        ))
     }
 }
 
 /// Applies the store's events to a cacher until the store watch ends; then re-lists.
-async fn follow(store: Arc<dyn Store>, prefix: String, cacher: std::sync::Weak<Cacher>, mut events: crate::store::EventStream) {
+async fn follow(
+    store: Arc<dyn Store>,
+    prefix: String,
+    cacher: std::sync::Weak<Cacher>,
+    mut events: crate::store::EventStream,
+) {
     loop {
         while let Some(next) = events.next().await {
             let Some(c) = cacher.upgrade() else { return };
@@ -181,7 +241,11 @@ async fn follow(store: Arc<dyn Store>, prefix: String, cacher: std::sync::Weak<C
             match fresh.await {
                 Ok((list, ev)) => {
                     let mut st = c.state();
-                    st.objects = list.items.into_iter().map(|kv| (kv.key.clone(), kv)).collect();
+                    st.objects = list
+                        .items
+                        .into_iter()
+                        .map(|kv| (kv.key.clone(), kv))
+                        .collect();
                     st.history.clear();
                     st.revision = list.revision;
                     st.oldest = list.revision;
@@ -211,7 +275,12 @@ mod tests {
     }
 
     async fn next_rev(sub: &mut Subscription) -> Revision {
-        tokio::time::timeout(std::time::Duration::from_secs(5), sub.next()).await.unwrap().unwrap().unwrap().revision()
+        tokio::time::timeout(std::time::Duration::from_secs(5), sub.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+            .revision()
     }
 
     #[tokio::test]

@@ -18,11 +18,21 @@ use serde_json::{Value, json};
 
 fn key() -> impl Strategy<Value = String> {
     prop_oneof![
-        Just("metadata".to_string()), Just("name".to_string()), Just("spec".to_string()),
-        Just("containers".to_string()), Just("image".to_string()), Just("ports".to_string()),
-        Just("selector".to_string()), Just("template".to_string()), Just("labels".to_string()),
-        Just("replicas".to_string()), Just("data".to_string()), Just("type".to_string()),
-        Just("$patch".to_string()), Just("apiVersion".to_string()), Just("kind".to_string()),
+        Just("metadata".to_string()),
+        Just("name".to_string()),
+        Just("spec".to_string()),
+        Just("containers".to_string()),
+        Just("image".to_string()),
+        Just("ports".to_string()),
+        Just("selector".to_string()),
+        Just("template".to_string()),
+        Just("labels".to_string()),
+        Just("replicas".to_string()),
+        Just("data".to_string()),
+        Just("type".to_string()),
+        Just("$patch".to_string()),
+        Just("apiVersion".to_string()),
+        Just("kind".to_string()),
         "[a-z$/.]{0,6}",
     ]
 }
@@ -37,7 +47,8 @@ fn json_value() -> impl Strategy<Value = Value> {
     leaf.prop_recursive(5, 48, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map(key(), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            prop::collection::btree_map(key(), inner, 0..6)
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
@@ -52,17 +63,40 @@ fn api(dir: &std::path::Path) -> Arc<Api> {
     })
 }
 
-async fn call(api: &Arc<Api>, method: Method, path: &str, query: &str, ct: &str, body: Vec<u8>) -> u16 {
-    let Ok(Route::Resource(target)) = route(path) else { return 404 };
+async fn call(
+    api: &Arc<Api>,
+    method: Method,
+    path: &str,
+    query: &str,
+    ct: &str,
+    body: Vec<u8>,
+) -> u16 {
+    let Ok(Route::Resource(target)) = route(path) else {
+        return 404;
+    };
     let q = Query::parse(Some(query));
     let mut headers = HeaderMap::new();
-    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
-    let resp = api.handle(Request { method: &method, target, query: &q, headers: &headers, body: Bytes::from(body) }).await;
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_str(ct).unwrap(),
+    );
+    let resp = api
+        .handle(Request {
+            method: &method,
+            target,
+            query: &q,
+            headers: &headers,
+            body: Bytes::from(body),
+        })
+        .await;
     resp.status().as_u16()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 const PATHS: &[&str] = &[
@@ -122,8 +156,16 @@ proptest! {
 #[test]
 fn registry_paths_route() {
     for r in registry::RESOURCES {
-        let base = if r.group.is_empty() { "/api/v1".to_string() } else { format!("/apis/{}/{}", r.group, r.version) };
-        let path = if r.namespaced { format!("{base}/namespaces/x/{}", r.plural) } else { format!("{base}/{}", r.plural) };
+        let base = if r.group.is_empty() {
+            "/api/v1".to_string()
+        } else {
+            format!("/apis/{}/{}", r.group, r.version)
+        };
+        let path = if r.namespaced {
+            format!("{base}/namespaces/x/{}", r.plural)
+        } else {
+            format!("{base}/{}", r.plural)
+        };
         assert!(matches!(route(&path), Ok(Route::Resource(_))), "{path}");
     }
 }

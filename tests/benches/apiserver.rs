@@ -40,13 +40,22 @@ async fn client(api: &TestApiserver) -> anyhow::Result<kube::Client> {
 }
 
 async fn namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
-    let ns: Namespace = serde_json::from_value(serde_json::json!({ "metadata": { "name": name } }))?;
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
+    let ns: Namespace =
+        serde_json::from_value(serde_json::json!({ "metadata": { "name": name } }))?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
     Ok(())
 }
 
 /// Creates `total` pods in `ns` with `workers` concurrent clients; returns creates/s.
-async fn creates_per_second(client: &kube::Client, ns: &str, prefix: &str, total: usize, workers: usize) -> anyhow::Result<f64> {
+async fn creates_per_second(
+    client: &kube::Client,
+    ns: &str,
+    prefix: &str,
+    total: usize,
+    workers: usize,
+) -> anyhow::Result<f64> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let start = Instant::now();
@@ -59,7 +68,8 @@ async fn creates_per_second(client: &kube::Client, ns: &str, prefix: &str, total
                 if i >= total {
                     return anyhow::Ok(());
                 }
-                pods.create(&PostParams::default(), &pod(&format!("{prefix}-{i}"))).await?;
+                pods.create(&PostParams::default(), &pod(&format!("{prefix}-{i}")))
+                    .await?;
             }
         }));
     }
@@ -70,7 +80,12 @@ async fn creates_per_second(client: &kube::Client, ns: &str, prefix: &str, total
 }
 
 /// Open-loop creates at `rate`/s for `count` requests; returns each latency.
-async fn paced_latency(client: &kube::Client, ns: &str, rate: u32, count: usize) -> anyhow::Result<Vec<Duration>> {
+async fn paced_latency(
+    client: &kube::Client,
+    ns: &str,
+    rate: u32,
+    count: usize,
+) -> anyhow::Result<Vec<Duration>> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let mut ticker = tokio::time::interval(Duration::from_secs(1) / rate);
     let mut tasks = Vec::with_capacity(count);
@@ -79,7 +94,8 @@ async fn paced_latency(client: &kube::Client, ns: &str, rate: u32, count: usize)
         let pods = pods.clone();
         tasks.push(tokio::spawn(async move {
             let t = Instant::now();
-            pods.create(&PostParams::default(), &pod(&format!("paced-{i}"))).await?;
+            pods.create(&PostParams::default(), &pod(&format!("paced-{i}")))
+                .await?;
             anyhow::Ok(t.elapsed())
         }));
     }
@@ -91,7 +107,11 @@ async fn paced_latency(client: &kube::Client, ns: &str, rate: u32, count: usize)
 }
 
 /// Times full lists of `ns` (raw bytes, no client-side decoding).
-async fn list_time(client: &kube::Client, ns: &str, runs: usize) -> anyhow::Result<(Vec<Duration>, usize)> {
+async fn list_time(
+    client: &kube::Client,
+    ns: &str,
+    runs: usize,
+) -> anyhow::Result<(Vec<Duration>, usize)> {
     let mut times = Vec::new();
     let mut bytes = 0;
     for _ in 0..runs {
@@ -105,22 +125,40 @@ async fn list_time(client: &kube::Client, ns: &str, runs: usize) -> anyhow::Resu
 }
 
 /// `watchers` watches on ConfigMaps; `events` creates; latency from create call to arrival.
-async fn watch_latency(client: &kube::Client, ns: &str, watchers: usize, events: usize) -> anyhow::Result<Vec<Duration>> {
+async fn watch_latency(
+    client: &kube::Client,
+    ns: &str,
+    watchers: usize,
+    events: usize,
+) -> anyhow::Result<Vec<Duration>> {
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
-    let sent: Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>> = Default::default();
-    let rv = cms.list_metadata(&Default::default()).await?.metadata.resource_version.unwrap_or_default();
+    let sent: Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>> =
+        Default::default();
+    let rv = cms
+        .list_metadata(&Default::default())
+        .await?
+        .metadata
+        .resource_version
+        .unwrap_or_default();
     let mut tasks = Vec::new();
     for _ in 0..watchers {
         let (cms, sent, rv) = (cms.clone(), sent.clone(), rv.clone());
         tasks.push(tokio::spawn(async move {
-            let mut stream = cms.watch(&WatchParams::default().timeout(120), &rv).await?.boxed();
+            let mut stream = cms
+                .watch(&WatchParams::default().timeout(120), &rv)
+                .await?
+                .boxed();
             let mut lat = Vec::with_capacity(events);
             while lat.len() < events {
                 match stream.next().await {
                     Some(Ok(WatchEvent::Added(cm))) => {
                         let now = Instant::now();
                         let name = cm.metadata.name.unwrap_or_default();
-                        if let Some(t) = sent.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.get(&name) {
+                        if let Some(t) = sent
+                            .lock()
+                            .map_err(|_| anyhow::anyhow!("poisoned"))?
+                            .get(&name)
+                        {
                             lat.push(now - *t);
                         }
                     }
@@ -135,8 +173,12 @@ async fn watch_latency(client: &kube::Client, ns: &str, watchers: usize, events:
     tokio::time::sleep(Duration::from_millis(500)).await;
     for i in 0..events {
         let name = format!("w-{i}");
-        let cm: ConfigMap = serde_json::from_value(serde_json::json!({ "metadata": { "name": name }, "data": { "k": "v" } }))?;
-        sent.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.insert(name, Instant::now());
+        let cm: ConfigMap = serde_json::from_value(
+            serde_json::json!({ "metadata": { "name": name }, "data": { "k": "v" } }),
+        )?;
+        sent.lock()
+            .map_err(|_| anyhow::anyhow!("poisoned"))?
+            .insert(name, Instant::now());
         cms.create(&PostParams::default(), &cm).await?;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -196,26 +238,70 @@ fn main() -> anyhow::Result<()> {
     if std::env::args().any(|a| a == "--list") {
         return Ok(()); // `cargo test --benches` probing
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async {
         let embedded = measure("embedded", Backend::Embedded).await?;
         let etcd_proc = tests::etcd::TestEtcd::start()?;
         let etcd = measure("etcd", Backend::Etcd(etcd_proc.url.clone())).await?;
         drop(etcd_proc);
         println!("apiserver benchmark (kube-rs client, HTTPS, same 2-core machine as the server)");
-        println!("{:<40} {:>14} {:>14} {:>22}", "figure", "embedded", "etcd", "target (embedded)");
-        let row = |name: &str, a: String, b: String, target: &str| println!("{name:<40} {a:>14} {b:>14} {target:>22}");
-        row("creates/s, 1 client", format!("{:.0}", embedded.c1), format!("{:.0}", etcd.c1), "-");
-        row("creates/s, 16 clients", format!("{:.0}", embedded.c16), format!("{:.0}", etcd.c16),
-            &format!(">= 3000 ({:.2}x)", embedded.c16 / 3000.0));
-        row("create latency at 100/s, p50 (ms)", format!("{:.2}", ms(embedded.p50)), format!("{:.2}", ms(etcd.p50)), "-");
-        row("create latency at 100/s, p99 (ms)", format!("{:.2}", ms(embedded.p99)), format!("{:.2}", ms(etcd.p99)),
-            &format!("< 50 ({:.2}x)", ms(embedded.p99) / 50.0));
-        row("list 10,000 pods, p50 of 7 (ms)", format!("{:.1}", ms(embedded.list_p50)), format!("{:.1}", ms(etcd.list_p50)),
-            &format!("< 200 ({:.2}x)", ms(embedded.list_p50) / 200.0));
-        row("  list body size (MB)", format!("{:.1}", embedded.list_bytes as f64 / 1e6), format!("{:.1}", etcd.list_bytes as f64 / 1e6), "-");
-        row("watch delivery, 100 watchers, p50 (ms)", format!("{:.2}", ms(embedded.w50)), format!("{:.2}", ms(etcd.w50)), "-");
-        row("watch delivery, 100 watchers, p99 (ms)", format!("{:.2}", ms(embedded.w99)), format!("{:.2}", ms(etcd.w99)), "-");
+        println!(
+            "{:<40} {:>14} {:>14} {:>22}",
+            "figure", "embedded", "etcd", "target (embedded)"
+        );
+        let row = |name: &str, a: String, b: String, target: &str| {
+            println!("{name:<40} {a:>14} {b:>14} {target:>22}")
+        };
+        row(
+            "creates/s, 1 client",
+            format!("{:.0}", embedded.c1),
+            format!("{:.0}", etcd.c1),
+            "-",
+        );
+        row(
+            "creates/s, 16 clients",
+            format!("{:.0}", embedded.c16),
+            format!("{:.0}", etcd.c16),
+            &format!(">= 3000 ({:.2}x)", embedded.c16 / 3000.0),
+        );
+        row(
+            "create latency at 100/s, p50 (ms)",
+            format!("{:.2}", ms(embedded.p50)),
+            format!("{:.2}", ms(etcd.p50)),
+            "-",
+        );
+        row(
+            "create latency at 100/s, p99 (ms)",
+            format!("{:.2}", ms(embedded.p99)),
+            format!("{:.2}", ms(etcd.p99)),
+            &format!("< 50 ({:.2}x)", ms(embedded.p99) / 50.0),
+        );
+        row(
+            "list 10,000 pods, p50 of 7 (ms)",
+            format!("{:.1}", ms(embedded.list_p50)),
+            format!("{:.1}", ms(etcd.list_p50)),
+            &format!("< 200 ({:.2}x)", ms(embedded.list_p50) / 200.0),
+        );
+        row(
+            "  list body size (MB)",
+            format!("{:.1}", embedded.list_bytes as f64 / 1e6),
+            format!("{:.1}", etcd.list_bytes as f64 / 1e6),
+            "-",
+        );
+        row(
+            "watch delivery, 100 watchers, p50 (ms)",
+            format!("{:.2}", ms(embedded.w50)),
+            format!("{:.2}", ms(etcd.w50)),
+            "-",
+        );
+        row(
+            "watch delivery, 100 watchers, p99 (ms)",
+            format!("{:.2}", ms(embedded.w99)),
+            format!("{:.2}", ms(etcd.w99)),
+            "-",
+        );
         anyhow::Ok(())
     })
 }

@@ -62,7 +62,9 @@ impl TestApiserver {
                         Backend::Embedded => {
                             apiserver::store::embedded::EmbeddedStore::open(&dir.join("store"))?
                         }
-                        Backend::Etcd(url) => apiserver::store::etcd::EtcdStore::connect(&[url], "").await?,
+                        Backend::Etcd(url) => {
+                            apiserver::store::etcd::EtcdStore::connect(&[url], "").await?
+                        }
                     };
                     let mut config = Config::new(&dir);
                     config.secure_port = port;

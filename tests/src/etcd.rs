@@ -28,19 +28,41 @@ impl TestEtcd {
         let child = Command::new("etcd")
             .args(["--name", "default", "--data-dir"])
             .arg(dir.path().join("data"))
-            .args(["--listen-client-urls", &url, "--advertise-client-urls", &url])
-            .args(["--listen-peer-urls", &peer_url, "--initial-advertise-peer-urls", &peer_url])
+            .args([
+                "--listen-client-urls",
+                &url,
+                "--advertise-client-urls",
+                &url,
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peer_url,
+                "--initial-advertise-peer-urls",
+                &peer_url,
+            ])
             .args(["--initial-cluster", &format!("default={peer_url}")])
-            .args(["--log-level", "error", "--quota-backend-bytes", "4294967296"])
+            .args([
+                "--log-level",
+                "error",
+                "--quota-backend-bytes",
+                "4294967296",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| anyhow::anyhow!("starting etcd (package etcd-server): {e}"))?;
-        let etcd = TestEtcd { url, child, _dir: dir };
+        let etcd = TestEtcd {
+            url,
+            child,
+            _dir: dir,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while std::net::TcpStream::connect(("127.0.0.1", client)).is_err() {
-            anyhow::ensure!(Instant::now() < deadline, "etcd did not listen on {client} within 20 s");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "etcd did not listen on {client} within 20 s"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(etcd)

@@ -24,7 +24,9 @@ fn cm(name: &str, value: &str) -> ConfigMap {
 
 async fn client(api: &TestApiserver) -> kube::Client {
     let kubeconfig = kube::config::Kubeconfig::read_from(&api.kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .unwrap();
     kube::Client::try_from(config).unwrap()
 }
 
@@ -40,19 +42,35 @@ async fn kube_rs_crud_conflicts_and_watch() {
         .applied_objects()
         .boxed();
 
-    let created = cms.create(&PostParams::default(), &cm("one", "1")).await.unwrap();
+    let created = cms
+        .create(&PostParams::default(), &cm("one", "1"))
+        .await
+        .unwrap();
     let rv1 = created.metadata.resource_version.clone().unwrap();
     assert!(created.metadata.uid.is_some());
 
-    let first = tokio::time::timeout(Duration::from_secs(10), events.next()).await.unwrap().unwrap().unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(first.metadata.name.as_deref(), Some("one"));
 
     // Replace with the current resourceVersion succeeds; with the stale one it is a 409.
     let mut update = created.clone();
     update.data = Some([("k".to_string(), "2".to_string())].into());
-    let updated = cms.replace("one", &PostParams::default(), &update).await.unwrap();
-    assert_ne!(updated.metadata.resource_version.as_deref(), Some(rv1.as_str()));
-    let stale = cms.replace("one", &PostParams::default(), &update).await.unwrap_err();
+    let updated = cms
+        .replace("one", &PostParams::default(), &update)
+        .await
+        .unwrap();
+    assert_ne!(
+        updated.metadata.resource_version.as_deref(),
+        Some(rv1.as_str())
+    );
+    let stale = cms
+        .replace("one", &PostParams::default(), &update)
+        .await
+        .unwrap_err();
     match stale {
         kube::Error::Api(status) => {
             assert_eq!(status.code, 409);
@@ -60,17 +78,34 @@ async fn kube_rs_crud_conflicts_and_watch() {
         }
         other => panic!("expected a 409, got {other:?}"),
     }
-    let second = tokio::time::timeout(Duration::from_secs(10), events.next()).await.unwrap().unwrap().unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(10), events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(second.data.unwrap()["k"], "2");
 
     // Lists with selectors and pagination.
     for i in 0..5 {
-        cms.create(&PostParams::default(), &cm(&format!("page-{i}"), "x")).await.unwrap();
+        cms.create(&PostParams::default(), &cm(&format!("page-{i}"), "x"))
+            .await
+            .unwrap();
     }
-    let page = cms.list(&ListParams::default().labels("app=demo").limit(2)).await.unwrap();
+    let page = cms
+        .list(&ListParams::default().labels("app=demo").limit(2))
+        .await
+        .unwrap();
     assert_eq!(page.items.len(), 2);
     let token = page.metadata.continue_.clone().unwrap();
-    let rest = cms.list(&ListParams::default().labels("app=demo").limit(10).continue_token(&token)).await.unwrap();
+    let rest = cms
+        .list(
+            &ListParams::default()
+                .labels("app=demo")
+                .limit(10)
+                .continue_token(&token),
+        )
+        .await
+        .unwrap();
     assert_eq!(rest.items.len(), 4);
     assert!(rest.metadata.continue_.as_deref().unwrap_or("").is_empty());
 
@@ -79,7 +114,11 @@ async fn kube_rs_crud_conflicts_and_watch() {
         kube::Error::Api(s) => assert_eq!((s.code, s.reason.as_str()), (404, "NotFound")),
         other => panic!("{other:?}"),
     }
-    match cms.create(&PostParams::default(), &cm("one", "1")).await.unwrap_err() {
+    match cms
+        .create(&PostParams::default(), &cm("one", "1"))
+        .await
+        .unwrap_err()
+    {
         kube::Error::Api(s) => assert_eq!((s.code, s.reason.as_str()), (409, "AlreadyExists")),
         other => panic!("{other:?}"),
     }

@@ -63,7 +63,11 @@ fn kubectl_workflow_on_etcd() {
 #[test]
 fn tokens_and_anonymous_access() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("tokens.csv"), "s3cret,alice,1001,\"dev,ops\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("tokens.csv"),
+        "s3cret,alice,1001,\"dev,ops\"\n",
+    )
+    .unwrap();
     let api = TestApiserver::start_in(dir.path(), 0).unwrap();
     let ca = dir.path().join("ca.crt");
     // kubectl with a kubeconfig whose user is a bearer token.
@@ -77,22 +81,35 @@ fn tokens_and_anonymous_access() {
     assert!(ca_pem.contains("BEGIN CERTIFICATE"));
     std::fs::write(&kc, kubeconfig).unwrap();
     let ok = tests::apiserver::kubectl(&kc, &["get", "namespaces", "-o", "name"], None);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(String::from_utf8_lossy(&ok.stdout).contains("namespace/default"));
 
     // Raw HTTPS: a wrong token and no credentials get 401 Status; health and version are open.
     let curl = |path: &str, token: Option<&str>| {
         let mut cmd = std::process::Command::new("curl");
-        cmd.args(["-sS", "--cacert"]).arg(&ca).arg(format!("{}{path}", api.url));
+        cmd.args(["-sS", "--cacert"])
+            .arg(&ca)
+            .arg(format!("{}{path}", api.url));
         if let Some(t) = token {
             cmd.arg("-H").arg(format!("Authorization: Bearer {t}"));
         }
         let out = cmd.output().unwrap();
-        assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "curl: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     let denied: Value = json(&curl("/api/v1/namespaces", Some("wrong")));
-    assert_eq!((denied["code"].as_i64(), denied["reason"].as_str()), (Some(401), Some("Unauthorized")));
+    assert_eq!(
+        (denied["code"].as_i64(), denied["reason"].as_str()),
+        (Some(401), Some("Unauthorized"))
+    );
     let anonymous: Value = json(&curl("/api/v1/namespaces", None));
     assert_eq!(anonymous["code"], 401);
     let allowed: Value = json(&curl("/api/v1/namespaces", Some("s3cret")));
@@ -102,7 +119,6 @@ fn tokens_and_anonymous_access() {
 }
 
 fn workflow(api: &TestApiserver) {
-
     // Discovery and the bootstrap objects.
     let out = api.kubectl_ok(&["get", "namespaces"], None);
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -158,14 +174,29 @@ fn workflow(api: &TestApiserver) {
     assert!(wide.contains("web"), "{wide}");
     // Server-side Table output: upstream's columns, wide ones only with -o wide.
     let header = wide.lines().next().unwrap_or("");
-    for col in ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"] {
+    for col in [
+        "NAME",
+        "READY",
+        "UP-TO-DATE",
+        "AVAILABLE",
+        "AGE",
+        "CONTAINERS",
+        "IMAGES",
+        "SELECTOR",
+    ] {
         assert!(header.contains(col), "{col} missing in {header}");
     }
     let plain = api.kubectl_ok(&["get", "deploy", "-n", "shop"], None);
-    assert!(!plain.lines().next().unwrap_or("").contains("CONTAINERS"), "{plain}");
+    assert!(
+        !plain.lines().next().unwrap_or("").contains("CONTAINERS"),
+        "{plain}"
+    );
     assert!(plain.contains("0/2"), "{plain}");
     let svcs = api.kubectl_ok(&["get", "svc", "-n", "shop"], None);
-    assert!(svcs.contains("CLUSTER-IP") && svcs.contains("80/TCP"), "{svcs}");
+    assert!(
+        svcs.contains("CLUSTER-IP") && svcs.contains("80/TCP"),
+        "{svcs}"
+    );
     let described = api.kubectl_ok(&["describe", "deploy", "web", "-n", "shop"], None);
     assert!(
         described.contains("Name:") && described.contains("web"),
@@ -288,7 +319,11 @@ fn workflow(api: &TestApiserver) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown field \"datta\""), "{err}");
     let out = api.kubectl(&["apply", "--validate=false", "-f", "-"], Some(typo));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Delete.
     let out = api.kubectl_ok(&["delete", "deploy", "web", "-n", "shop"], None);
@@ -337,7 +372,13 @@ fn kubectl_get_watch_streams_changes() {
     let mut child = std::process::Command::new(tests::apiserver::kubectl_binary())
         .arg("--kubeconfig")
         .arg(&api.kubeconfig)
-        .args(["get", "configmaps", "--watch", "--output-watch-events", "--request-timeout=30s"])
+        .args([
+            "get",
+            "configmaps",
+            "--watch",
+            "--output-watch-events",
+            "--request-timeout=30s",
+        ])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -345,7 +386,10 @@ fn kubectl_get_watch_streams_changes() {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             if tx.send(line).is_err() {
                 break;
             }
@@ -353,7 +397,10 @@ fn kubectl_get_watch_streams_changes() {
     });
     // Give the watch time to start, then change things.
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    api.kubectl_ok(&["create", "configmap", "watched", "--from-literal=a=1"], None);
+    api.kubectl_ok(
+        &["create", "configmap", "watched", "--from-literal=a=1"],
+        None,
+    );
     api.kubectl_ok(&["label", "configmap", "watched", "x=y"], None);
     api.kubectl_ok(&["delete", "configmap", "watched"], None);
     let mut seen = Vec::new();
