@@ -23,6 +23,8 @@ const SERVING_CERT: &str = "apiserver.crt";
 const SERVING_KEY: &str = "apiserver.key";
 const ADMIN_CERT: &str = "admin.crt";
 const ADMIN_KEY: &str = "admin.key";
+const KUBELET_CLIENT_CERT: &str = "apiserver-kubelet-client.crt";
+const KUBELET_CLIENT_KEY: &str = "apiserver-kubelet-client.key";
 /// The admin kubeconfig written for users.
 pub const ADMIN_KUBECONFIG: &str = "admin.kubeconfig";
 
@@ -37,6 +39,10 @@ pub struct Pki {
     pub serving_cert: String,
     /// The serving key (PEM).
     pub serving_key: String,
+    /// The client certificate the apiserver shows kubelets (PEM).
+    pub kubelet_client_cert: String,
+    /// Its key (PEM).
+    pub kubelet_client_key: String,
 }
 
 fn ca_params() -> CertificateParams {
@@ -162,6 +168,8 @@ pub fn ensure(dir: &Path, dns: &[String], ips: &[IpAddr]) -> Result<Pki> {
             write(dir, CA_CERT, &c, false)?;
             // A new CA invalidates every certificate it did not sign.
             for stale in [
+                KUBELET_CLIENT_CERT,
+                KUBELET_CLIENT_KEY,
                 SERVING_CERT,
                 SERVING_KEY,
                 ADMIN_CERT,
@@ -188,11 +196,31 @@ pub fn ensure(dir: &Path, dns: &[String], ips: &[IpAddr]) -> Result<Pki> {
         write(dir, ADMIN_KEY, &k, true)?;
         write(dir, ADMIN_CERT, &c, false)?;
     }
+    let (kubelet_client_cert, kubelet_client_key) = match (
+        read(dir, KUBELET_CLIENT_CERT),
+        read(dir, KUBELET_CLIENT_KEY),
+    ) {
+        (Some(c), Some(k)) => (c, k),
+        _ => {
+            let (c, k) = ca.sign(
+                "kube-apiserver-kubelet-client",
+                &["system:masters"],
+                false,
+                &[],
+                &[],
+            )?;
+            write(dir, KUBELET_CLIENT_KEY, &k, true)?;
+            write(dir, KUBELET_CLIENT_CERT, &c, false)?;
+            (c, k)
+        }
+    };
     Ok(Pki {
         ca_cert,
         ca_key,
         serving_cert,
         serving_key,
+        kubelet_client_cert,
+        kubelet_client_key,
     })
 }
 

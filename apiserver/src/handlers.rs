@@ -68,6 +68,8 @@ pub struct Api {
     pub bookmark_interval: std::time::Duration,
     /// Fan-out of store watches to client watches.
     pub cache: crate::watchcache::WatchCache,
+    /// TLS client for `pods/log` (None: logs are unavailable).
+    pub kubelet: Option<crate::proxy::KubeletClient>,
 }
 
 /// Where a client watch's events come from.
@@ -151,6 +153,7 @@ impl Api {
             (Method::GET, None, None) => self.list(&req).await,
             (Method::GET, Some(n), None | Some("status")) => self.get(&req, &n).await,
             (Method::GET, Some(n), Some("scale")) => self.get_scale(&req, &n).await,
+            (Method::GET, Some(n), Some("log")) => self.logs(&req, &n).await,
             (Method::POST, None, None) => self.create(&req).await,
             (Method::POST, Some(n), Some("binding")) => self.bind(&req, &n).await,
             (Method::PUT, Some(n), None | Some("status") | Some("finalize")) => {
@@ -1096,6 +1099,30 @@ impl Api {
             }
         }
         Err(ApiError::conflict(r.group, r.plural, name))
+    }
+
+    /// `pods/NAME/log`, streamed from the kubelet of the pod's node.
+    async fn logs(&self, req: &Request<'_>, name: &str) -> ApiResult<Response> {
+        let r = req.target.resource;
+        let (_, pod) = self.read(r, req.target.namespace.as_deref(), name).await?;
+        let node_name = pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if node_name.is_empty() {
+            return Err(ApiError::bad_request(format!(
+                "pod {name} does not have a host assigned"
+            )));
+        }
+        let nodes = registry::find("", "v1", "nodes")
+            .ok_or_else(|| ApiError::internal("no nodes resource"))?;
+        let (_, node) = self.read(nodes, None, node_name).await?;
+        let (host, port, path) = crate::proxy::log_location(&pod, &node, req.query)?;
+        let client = self
+            .kubelet
+            .as_ref()
+            .ok_or_else(|| ApiError::unavailable("no kubelet client configured"))?;
+        client.get(&host, port, &path).await
     }
 
     async fn get_scale(&self, req: &Request<'_>, name: &str) -> ApiResult<Response> {

@@ -12,6 +12,7 @@ pub mod handlers;
 pub mod object;
 pub mod openapi;
 pub mod patch;
+pub mod proxy;
 pub mod registry;
 pub mod request;
 pub mod selector;

@@ -182,11 +182,17 @@ impl Server {
             None => TokenFile::default(),
         };
         let cache = crate::watchcache::WatchCache::new(Arc::clone(&store));
+        let kubelet = crate::proxy::KubeletClient::new(
+            &pki.ca_cert,
+            &pki.kubelet_client_cert,
+            &pki.kubelet_client_key,
+        )?;
         let api = Arc::new(Api {
             store,
             alloc,
             bookmark_interval: config.bookmark_interval,
             cache,
+            kubelet: Some(kubelet),
         });
         api.load_allocations().await?;
         bootstrap(&api, config.advertise_address, local.port()).await?;

@@ -60,6 +60,7 @@ fn api(dir: &std::path::Path) -> Arc<Api> {
         store,
         alloc: Allocator::new("10.96.0.0/16".parse().unwrap(), (30000, 32767)),
         bookmark_interval: std::time::Duration::from_secs(60),
+        kubelet: None,
     })
 }
 
