@@ -394,7 +394,27 @@ async fn bootstrap(api: &Arc<Api>, advertise: IpAddr, port: u16) -> Result<()> {
             return;
         };
         let name = object::name(&obj).to_string();
-        if matches!(api.store.get(&resource.key(ns, &name)).await, Ok(Some(_))) {
+        let key = resource.key(ns, &name);
+        if let Ok(Some(kv)) = api.store.get(&key).await {
+            // Keep the endpoints of the `kubernetes` Service pointing at this server.
+            let Some(mut current) = crate::codec::decode(&kv.value, kv.mod_revision) else {
+                return;
+            };
+            let mut changed = false;
+            for field in ["subsets", "endpoints", "ports"] {
+                if let Some(want) = obj.get(field)
+                    && current.get(field) != Some(want)
+                {
+                    current[field] = want.clone();
+                    changed = true;
+                }
+            }
+            if changed {
+                let bytes = crate::codec::encode(&current);
+                if let Err(e) = api.store.update(&key, bytes, Some(kv.mod_revision)).await {
+                    tracing::warn!(%key, error = %e, "updating bootstrap object");
+                }
+            }
             return;
         }
         let target = request::Target {

@@ -362,6 +362,12 @@ fn restart_keeps_objects_and_resource_versions_continue() {
         .parse()
         .unwrap();
     assert!(rv2 > rv_before, "{rv2} <= {rv_before}");
+
+    // On another port, the `kubernetes` endpoints follow the server.
+    api.stop();
+    let api = TestApiserver::start_in(dir.path(), 0).unwrap();
+    let ep = json(&api.kubectl_ok(&["get", "endpoints", "kubernetes", "-o", "json"], None));
+    assert_eq!(ep["subsets"][0]["ports"][0]["port"], api.port);
 }
 
 #[test]
