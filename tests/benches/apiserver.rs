@@ -33,12 +33,6 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-async fn client(api: &TestApiserver) -> anyhow::Result<kube::Client> {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&api.kubeconfig)?;
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
-    Ok(kube::Client::try_from(config)?)
-}
-
 async fn namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
     let ns: Namespace =
         serde_json::from_value(serde_json::json!({ "metadata": { "name": name } }))?;
@@ -203,7 +197,7 @@ struct Figures {
 async fn measure(label: &str, backend: Backend) -> anyhow::Result<Figures> {
     let dir = tempfile::tempdir()?;
     let server = TestApiserver::start_with(dir.path(), 0, backend)?;
-    let client = client(&server).await?;
+    let client = server.client().await?;
     eprintln!("[{label}] creates with 1 client...");
     namespace(&client, "b1").await?;
     let c1 = creates_per_second(&client, "b1", "one", 1000, 1).await?;

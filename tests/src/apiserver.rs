@@ -101,6 +101,13 @@ impl TestApiserver {
         })
     }
 
+    /// A kube-rs client with the admin kubeconfig.
+    pub async fn client(&self) -> anyhow::Result<kube::Client> {
+        let kubeconfig = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
     /// Runs `kubectl ARGS` with the admin kubeconfig; `stdin` is fed to it if given.
     pub fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
         kubectl(&self.kubeconfig, args, stdin)

@@ -11,14 +11,6 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tests::apiserver::TestApiserver;
 
-async fn client(api: &TestApiserver) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&api.kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
-}
-
 fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
     serde_json::from_value(v).unwrap()
 }
@@ -34,7 +26,7 @@ fn api_code(e: kube::Error) -> (u16, String) {
 async fn deletion_semantics() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestApiserver::start_in(dir.path(), 0).unwrap();
-    let c = client(&server).await;
+    let c = server.client().await.unwrap();
     let pods: Api<Pod> = Api::namespaced(c.clone(), "default");
     let pod = |name: &str, node: Option<&str>| -> Pod {
         obj(
@@ -156,7 +148,7 @@ async fn deletion_semantics() {
 async fn service_addresses_are_unique_and_kept_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestApiserver::start_in(dir.path(), 0).unwrap();
-    let c = client(&server).await;
+    let c = server.client().await.unwrap();
     let svcs: Api<Service> = Api::namespaced(c.clone(), "default");
     let svc = |name: String| -> Service {
         obj(
@@ -192,7 +184,7 @@ async fn service_addresses_are_unique_and_kept_across_restarts() {
     let port = server.port;
     server.stop();
     let server = TestApiserver::start_in(dir.path(), port).unwrap();
-    let c = client(&server).await;
+    let c = server.client().await.unwrap();
     let svcs: Api<Service> = Api::namespaced(c, "default");
     for i in 0..8 {
         let s = svcs

@@ -22,19 +22,11 @@ fn cm(name: &str, value: &str) -> ConfigMap {
     .unwrap()
 }
 
-async fn client(api: &TestApiserver) -> kube::Client {
-    let kubeconfig = kube::config::Kubeconfig::read_from(&api.kubeconfig).unwrap();
-    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
-        .await
-        .unwrap();
-    kube::Client::try_from(config).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_rs_crud_conflicts_and_watch() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestApiserver::start_in(dir.path(), 0).unwrap();
-    let client = client(&server).await;
+    let client = server.client().await.unwrap();
     let cms: Api<ConfigMap> = Api::namespaced(client, "default");
 
     // A watcher started before anything exists sees every later change, in order.
