@@ -15,7 +15,6 @@ pub mod patch;
 pub mod proxy;
 pub mod registry;
 pub mod request;
-pub mod selector;
 pub mod server;
 pub mod status;
 pub mod store;
@@ -24,3 +23,4 @@ pub mod table;
 pub mod watchcache;
 
 pub use error::{Error, Result};
+pub use kubeutil::selector;

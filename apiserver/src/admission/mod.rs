@@ -17,7 +17,6 @@ mod corekinds;
 mod meta;
 mod names;
 mod pod;
-mod quantity;
 mod service;
 mod util;
 
@@ -34,7 +33,7 @@ pub use names::{
     port_name_errors, qualified_name_errors,
 };
 pub use pod::{POD_UPDATE_MSG, default_pull_policy, qos_class};
-pub use quantity::{
+pub use kubeutil::quantity::{
     QUANTITY_FORMAT_MSG, QuantityError, parse_milli, parse_quantity, quantity_milli, quantity_text,
     quantity_value,
 };

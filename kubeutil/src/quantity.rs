@@ -1,5 +1,5 @@
 //! Kubernetes resource quantities (`100m`, `1.5`, `128Mi`, `1e3`, `2k`): a parser into
-//! exact milli-units, shared with the scheduler and controllers.
+//! exact milli-units, shared by the apiserver, the scheduler and the controllers.
 //!
 //! Grammar (as upstream documents it): an optional sign, a decimal number (`1`, `1.5`,
 //! `.5`, `5.`), then one suffix: binary (`Ki Mi Gi Ti Pi Ei`), decimal SI
