@@ -1,0 +1,1 @@
+//! endpointslice (in progress)

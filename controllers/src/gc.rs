@@ -1,0 +1,1 @@
+//! gc (in progress)

@@ -1,0 +1,1 @@
+//! nodeipam (in progress)

@@ -1,0 +1,1 @@
+//! replicaset (in progress)
