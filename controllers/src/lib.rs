@@ -9,4 +9,5 @@ pub mod gc;
 pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
+pub mod podutil;
 pub mod replicaset;

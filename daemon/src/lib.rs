@@ -2,6 +2,7 @@
 //! client built from `--kubeconfig`, leader election through a coordination.k8s.io Lease, and
 //! the HTTP endpoint serving `/healthz` and Prometheus `/metrics`.
 
+pub mod events;
 pub mod health;
 pub mod leader;
 

@@ -5,3 +5,4 @@
 pub mod cache;
 pub mod framework;
 pub mod queue;
+pub mod run;

@@ -1,1 +1,0 @@
-//! deployment (in progress)
