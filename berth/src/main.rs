@@ -3,6 +3,7 @@
 
 mod apiserver;
 mod bench;
+mod daemons;
 mod image;
 
 use clap::{Parser, Subcommand};
@@ -20,6 +21,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Assign pods to nodes (filters, scores, back-off, events).
+    Scheduler(daemons::SchedulerArgs),
     /// Build local OCI images and import them into containerd (no registry needed).
     #[command(subcommand)]
     Image(image::ImageCommand),
@@ -39,6 +42,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Apiserver(args) => apiserver::run(args),
         Command::Image(cmd) => image::run(cmd),
+        Command::Scheduler(args) => daemons::scheduler(args),
         Command::Bench(cmd) => bench::run(cmd),
     };
     match result {

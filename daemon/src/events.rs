@@ -27,14 +27,21 @@ pub struct Recorder {
 
 impl std::fmt::Debug for Recorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Recorder").field("component", &self.component).finish()
+        f.debug_struct("Recorder")
+            .field("component", &self.component)
+            .finish()
     }
 }
 
 impl Recorder {
     /// A recorder reporting as `component` (on `host`, for node components).
     pub fn new(client: kube::Client, component: &str, host: Option<&str>) -> Self {
-        Recorder { client, component: component.into(), host: host.map(String::from), seen: Mutex::new(HashMap::new()) }
+        Recorder {
+            client,
+            component: component.into(),
+            host: host.map(String::from),
+            seen: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Records an event; failures are logged, never returned (events are best effort).
@@ -44,34 +51,72 @@ impl Recorder {
         }
     }
 
-    async fn try_record(&self, object: &ObjectReference, kind: &str, reason: &str, message: &str) -> Result<(), kube::Error> {
+    async fn try_record(
+        &self,
+        object: &ObjectReference,
+        kind: &str,
+        reason: &str,
+        message: &str,
+    ) -> Result<(), kube::Error> {
         let ns = object.namespace.clone().unwrap_or_else(|| "default".into());
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        (&object.uid, &object.name, kind, reason, message, &self.component).hash(&mut h);
-        let name = format!("{}.{:016x}", object.name.as_deref().unwrap_or("object"), h.finish());
+        (
+            &object.uid,
+            &object.name,
+            kind,
+            reason,
+            message,
+            &self.component,
+        )
+            .hash(&mut h);
+        let name = format!(
+            "{}.{:016x}",
+            object.name.as_deref().unwrap_or("object"),
+            h.finish()
+        );
         let events: Api<Event> = Api::namespaced(self.client.clone(), &ns);
         let now = Timestamp::now();
-        let previous = self.seen.lock().unwrap_or_else(|p| p.into_inner()).get(&name).copied();
+        let previous = self
+            .seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&name)
+            .copied();
         let count = match previous {
             Some(c) => {
                 let patch = serde_json::json!({ "count": c + 1, "lastTimestamp": Time(now) });
-                match events.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                match events
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
                     Ok(_) => c + 1,
-                    Err(kube::Error::Api(s)) if s.code == 404 => self.create(&events, &name, object, kind, reason, message, now).await?,
+                    Err(kube::Error::Api(s)) if s.code == 404 => {
+                        self.create(&events, &name, object, kind, reason, message, now)
+                            .await?
+                    }
                     Err(e) => return Err(e),
                 }
             }
-            None => match self.create(&events, &name, object, kind, reason, message, now).await {
+            None => match self
+                .create(&events, &name, object, kind, reason, message, now)
+                .await
+            {
                 Err(kube::Error::Api(s)) if s.code == 409 => {
                     let current = events.get(&name).await?.count.unwrap_or(1);
-                    let patch = serde_json::json!({ "count": current + 1, "lastTimestamp": Time(now) });
-                    events.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+                    let patch =
+                        serde_json::json!({ "count": current + 1, "lastTimestamp": Time(now) });
+                    events
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await?;
                     current + 1
                 }
                 other => other?,
             },
         };
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).insert(name, count);
+        self.seen
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name, count);
         Ok(())
     }
 
@@ -87,7 +132,11 @@ impl Recorder {
         now: Timestamp,
     ) -> Result<i32, kube::Error> {
         let ev = Event {
-            metadata: ObjectMeta { name: Some(name.into()), namespace: object.namespace.clone(), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: object.namespace.clone(),
+                ..Default::default()
+            },
             involved_object: object.clone(),
             type_: Some(kind.into()),
             reason: Some(reason.into()),
@@ -96,7 +145,10 @@ impl Recorder {
             first_timestamp: Some(Time(now)),
             last_timestamp: Some(Time(now)),
             event_time: Some(MicroTime(now)),
-            source: Some(EventSource { component: Some(self.component.clone()), host: self.host.clone() }),
+            source: Some(EventSource {
+                component: Some(self.component.clone()),
+                host: self.host.clone(),
+            }),
             reporting_component: Some(self.component.clone()),
             reporting_instance: Some(self.host.clone().unwrap_or_else(|| self.component.clone())),
             action: Some(reason.into()),

@@ -29,7 +29,9 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { scheduler_name: "default-scheduler".into() }
+        Options {
+            scheduler_name: "default-scheduler".into(),
+        }
     }
 }
 
@@ -47,9 +49,15 @@ impl Metrics {
     pub fn register(registry: &mut prometheus_client::registry::Registry) -> Self {
         let m = Metrics {
             attempts: Family::default(),
-            attempt_duration: Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 16)),
+            attempt_duration: Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.0001, 2.0, 16),
+            ),
         };
-        registry.register("scheduler_schedule_attempts", "Number of attempts to schedule pods, by result.", m.attempts.clone());
+        registry.register(
+            "scheduler_schedule_attempts",
+            "Number of attempts to schedule pods, by result.",
+            m.attempts.clone(),
+        );
         registry.register(
             "scheduler_scheduling_attempt_duration_seconds",
             "Scheduling attempt latency in seconds (scheduling algorithm + binding).",
@@ -70,11 +78,18 @@ struct State {
 }
 
 fn key(pod: &Pod) -> String {
-    format!("{}/{}", pod.metadata.namespace.as_deref().unwrap_or(""), pod.metadata.name.as_deref().unwrap_or(""))
+    format!(
+        "{}/{}",
+        pod.metadata.namespace.as_deref().unwrap_or(""),
+        pod.metadata.name.as_deref().unwrap_or("")
+    )
 }
 
 fn terminal(pod: &Pod) -> bool {
-    matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded" | "Failed"))
+    matches!(
+        pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+        Some("Succeeded" | "Failed")
+    )
 }
 
 struct Scheduler {
@@ -93,8 +108,12 @@ impl Scheduler {
 
     fn ours(&self, pod: &Pod) -> bool {
         let spec = pod.spec.as_ref();
-        spec.and_then(|s| s.node_name.as_deref()).is_none_or(str::is_empty)
-            && spec.and_then(|s| s.scheduler_name.as_deref()).unwrap_or("default-scheduler") == self.opts.scheduler_name
+        spec.and_then(|s| s.node_name.as_deref())
+            .is_none_or(str::is_empty)
+            && spec
+                .and_then(|s| s.scheduler_name.as_deref())
+                .unwrap_or("default-scheduler")
+                == self.opts.scheduler_name
             && pod.metadata.deletion_timestamp.is_none()
             && !terminal(pod)
     }
@@ -103,12 +122,17 @@ impl Scheduler {
         let now = Instant::now();
         let k = key(&pod);
         let mut st = self.state();
-        let assigned = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty());
+        let assigned = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| !n.is_empty());
         if assigned {
             st.cache.confirm(&pod);
             st.queue.delete(&k);
             if terminal(&pod) {
-                st.queue.move_all_to_active_or_backoff(ClusterEvent::AssignedPodUpdated, now);
+                st.queue
+                    .move_all_to_active_or_backoff(ClusterEvent::AssignedPodUpdated, now);
             }
         } else if self.ours(&pod) {
             if st.queue.contains(&k) {
@@ -130,7 +154,8 @@ impl Scheduler {
         st.pods.remove(&k);
         st.queue.delete(&k);
         st.cache.forget(&k);
-        st.queue.move_all_to_active_or_backoff(ClusterEvent::AssignedPodDeleted, Instant::now());
+        st.queue
+            .move_all_to_active_or_backoff(ClusterEvent::AssignedPodDeleted, Instant::now());
         drop(st);
         self.wake.notify_one();
     }
@@ -138,9 +163,14 @@ impl Scheduler {
     fn node_seen(&self, node: Node) {
         let name = node.metadata.name.clone().unwrap_or_default();
         let mut st = self.state();
-        let event = if st.nodes.contains_key(&name) { ClusterEvent::NodeUpdated } else { ClusterEvent::NodeAdded };
+        let event = if st.nodes.contains_key(&name) {
+            ClusterEvent::NodeUpdated
+        } else {
+            ClusterEvent::NodeAdded
+        };
         st.nodes.insert(name, node);
-        st.queue.move_all_to_active_or_backoff(event, Instant::now());
+        st.queue
+            .move_all_to_active_or_backoff(event, Instant::now());
         drop(st);
         self.wake.notify_one();
     }
@@ -156,8 +186,12 @@ impl Scheduler {
             for expired in st.cache.expire(started) {
                 tracing::warn!(pod = %expired, "assumed pod expired without its binding being observed");
             }
-            let Some(k) = st.queue.pop(started) else { return false };
-            let Some(pod) = st.queue.pod(&k).cloned() else { return true };
+            let Some(k) = st.queue.pop(started) else {
+                return false;
+            };
+            let Some(pod) = st.queue.pod(&k).cloned() else {
+                return true;
+            };
             let snapshot = st.cache.snapshot(st.nodes.values(), st.pods.values());
             let outcome = framework::schedule(&pod, &snapshot, rng);
             match &outcome {
@@ -177,8 +211,13 @@ impl Scheduler {
                 tokio::spawn(async move { this.bind(pod, node, started).await });
             }
             Err(fit) => {
-                self.metrics.attempts.get_or_create(&vec![("result".into(), "unschedulable".into())]).inc();
-                self.metrics.attempt_duration.observe(started.elapsed().as_secs_f64());
+                self.metrics
+                    .attempts
+                    .get_or_create(&vec![("result".into(), "unschedulable".into())])
+                    .inc();
+                self.metrics
+                    .attempt_duration
+                    .observe(started.elapsed().as_secs_f64());
                 let message = fit.to_string();
                 tracing::info!(pod = %key(&pod), %message, "unschedulable");
                 self.mark_unschedulable(&pod, &message).await;
@@ -192,25 +231,50 @@ impl Scheduler {
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         let binding = Binding {
-            metadata: ObjectMeta { name: Some(name.clone()), namespace: Some(ns.clone()), uid: pod.metadata.uid.clone(), ..Default::default() },
-            target: ObjectReference { kind: Some("Node".into()), name: Some(node.clone()), api_version: Some("v1".into()), ..Default::default() },
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(ns.clone()),
+                uid: pod.metadata.uid.clone(),
+                ..Default::default()
+            },
+            target: ObjectReference {
+                kind: Some("Node".into()),
+                name: Some(node.clone()),
+                api_version: Some("v1".into()),
+                ..Default::default()
+            },
         };
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
         let result = pods
-            .create_subresource::<Binding, serde_json::Value>("binding", &name, &PostParams::default(), &binding)
+            .create_subresource::<Binding, serde_json::Value>(
+                "binding",
+                &name,
+                &PostParams::default(),
+                &binding,
+            )
             .await;
         match result {
             Ok(_) => {
                 self.state().cache.finish_binding(&k, Instant::now());
-                self.metrics.attempts.get_or_create(&vec![("result".into(), "scheduled".into())]).inc();
-                self.metrics.attempt_duration.observe(started.elapsed().as_secs_f64());
+                self.metrics
+                    .attempts
+                    .get_or_create(&vec![("result".into(), "scheduled".into())])
+                    .inc();
+                self.metrics
+                    .attempt_duration
+                    .observe(started.elapsed().as_secs_f64());
                 let reference = daemon::events::reference(&pod);
                 let msg = format!("Successfully assigned {ns}/{name} to {node}");
-                self.recorder.record(&reference, daemon::events::NORMAL, "Scheduled", &msg).await;
+                self.recorder
+                    .record(&reference, daemon::events::NORMAL, "Scheduled", &msg)
+                    .await;
             }
             Err(e) => {
                 tracing::warn!(pod = %k, %node, error = %e, "binding failed");
-                self.metrics.attempts.get_or_create(&vec![("result".into(), "error".into())]).inc();
+                self.metrics
+                    .attempts
+                    .get_or_create(&vec![("result".into(), "error".into())])
+                    .inc();
                 let mut st = self.state();
                 st.cache.forget(&k);
                 // Requeue unless the pod is gone or bound by someone else.
@@ -240,12 +304,22 @@ impl Scheduler {
                 "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
                 "lastProbeTime": null, "lastTransitionTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
             }] } });
-            if let Err(e) = pods.patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch)).await {
+            if let Err(e) = pods
+                .patch_status(&name, &PatchParams::default(), &Patch::Strategic(&patch))
+                .await
+            {
                 tracing::debug!(pod = %name, error = %e, "setting PodScheduled=False");
             }
         }
         let reference = daemon::events::reference(pod);
-        self.recorder.record(&reference, daemon::events::WARNING, "FailedScheduling", message).await;
+        self.recorder
+            .record(
+                &reference,
+                daemon::events::WARNING,
+                "FailedScheduling",
+                message,
+            )
+            .await;
     }
 }
 
@@ -276,7 +350,13 @@ pub async fn run(client: kube::Client, opts: Options, metrics: Metrics) {
                     }
                     Ok(watcher::Event::InitDone) => {
                         let seen = fresh.take().unwrap_or_default();
-                        let gone: Vec<Pod> = s.state().pods.values().filter(|p| !seen.contains_key(&key(p))).cloned().collect();
+                        let gone: Vec<Pod> = s
+                            .state()
+                            .pods
+                            .values()
+                            .filter(|p| !seen.contains_key(&key(p)))
+                            .cloned()
+                            .collect();
                         for p in gone {
                             s.pod_gone(&p);
                         }
@@ -301,7 +381,9 @@ pub async fn run(client: kube::Client, opts: Options, metrics: Metrics) {
             while let Some(ev) = stream.next().await {
                 match ev {
                     Ok(watcher::Event::Init) => {}
-                    Ok(watcher::Event::InitApply(n)) | Ok(watcher::Event::Apply(n)) => s.node_seen(n),
+                    Ok(watcher::Event::InitApply(n)) | Ok(watcher::Event::Apply(n)) => {
+                        s.node_seen(n)
+                    }
                     Ok(watcher::Event::InitDone) => {
                         s.state().synced_nodes = true;
                         s.wake.notify_one();
@@ -333,7 +415,9 @@ pub async fn run(client: kube::Client, opts: Options, metrics: Metrics) {
                     continue;
                 }
                 let wakeup = s.state().queue.next_wakeup();
-                let sleep = wakeup.map(|w| w.saturating_duration_since(Instant::now())).unwrap_or(Duration::from_secs(1));
+                let sleep = wakeup
+                    .map(|w| w.saturating_duration_since(Instant::now()))
+                    .unwrap_or(Duration::from_secs(1));
                 tokio::select! {
                     _ = s.wake.notified() => {}
                     _ = tokio::time::sleep(sleep.max(Duration::from_millis(5))) => {}
