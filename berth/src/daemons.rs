@@ -84,3 +84,104 @@ pub async fn lead_or_run(
         _ = daemon::shutdown_signal() => Ok(()),
     }
 }
+
+#[derive(Debug, clap::Args)]
+pub struct ControllerManagerArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Port for /healthz and /metrics.
+    #[arg(long, default_value_t = 10257)]
+    secure_port: u16,
+    /// CIDR of the pod network; each node gets a podCIDR from it (node IPAM).
+    #[arg(long)]
+    cluster_cidr: Option<String>,
+    /// Prefix length of each node's podCIDR.
+    #[arg(long, default_value_t = 24)]
+    node_cidr_mask_size: u8,
+    /// A node whose Lease is older than this becomes Ready=Unknown and is tainted.
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    node_monitor_grace_period: std::time::Duration,
+    /// How often node health is checked.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    node_monitor_period: std::time::Duration,
+    /// Seconds pods without their own toleration stay on a not-ready/unreachable node.
+    #[arg(long, default_value_t = 300)]
+    default_unreachable_toleration_seconds: u64,
+}
+
+/// Parses `300ms`, `40s`, `5m`, `1h`, or plain seconds.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s
+        .find(|c: char| !c.is_ascii_digit())
+        .map(|i| s.split_at(i))
+        .unwrap_or((s, "s"));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration like 40s or 5m"))?;
+    Ok(match unit {
+        "ms" => std::time::Duration::from_millis(n),
+        "s" | "" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_secs(n * 60),
+        "h" => std::time::Duration::from_secs(n * 3600),
+        other => return Err(format!("{s:?}: unknown unit {other:?} (use ms, s, m or h)")),
+    })
+}
+
+pub fn controller_manager(args: ControllerManagerArgs) -> anyhow::Result<()> {
+    crate::runtime()?.block_on(async move {
+        let client = daemon::client(args.common.kubeconfig.as_deref())
+            .await
+            .context("building the API client")?;
+        let health = daemon::health::Health::new(prometheus_client::registry::Registry::default());
+        let addr = daemon::health::serve(
+            SocketAddr::new(args.common.bind_address, args.secure_port),
+            health.clone(),
+        )
+        .await?;
+        eprintln!("berth controller-manager: health and metrics on http://{addr}");
+        let opts = controllers::run::Options {
+            cluster_cidr: args.cluster_cidr,
+            node_cidr_mask_size: args.node_cidr_mask_size,
+            node_monitor_grace_period: args.node_monitor_grace_period,
+            node_monitor_period: args.node_monitor_period,
+            default_toleration: std::time::Duration::from_secs(
+                args.default_unreachable_toleration_seconds,
+            ),
+        };
+        let work = async {
+            health.set_ready(true);
+            controllers::run::run(client.clone(), opts).await;
+        };
+        lead_or_run(
+            client.clone(),
+            args.common.leader_elect,
+            "kube-controller-manager",
+            work,
+        )
+        .await
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(
+            parse_duration("40s"),
+            Ok(std::time::Duration::from_secs(40))
+        );
+        assert_eq!(
+            parse_duration("5m"),
+            Ok(std::time::Duration::from_secs(300))
+        );
+        assert_eq!(
+            parse_duration("250ms"),
+            Ok(std::time::Duration::from_millis(250))
+        );
+        assert_eq!(parse_duration("7"), Ok(std::time::Duration::from_secs(7)));
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+}

@@ -21,6 +21,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the control loops (endpointslices, replicasets, deployments, node lifecycle and
+    /// IPAM, service accounts).
+    ControllerManager(daemons::ControllerManagerArgs),
     /// Assign pods to nodes (filters, scores, back-off, events).
     Scheduler(daemons::SchedulerArgs),
     /// Build local OCI images and import them into containerd (no registry needed).
@@ -44,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Command::Image(cmd) => image::run(cmd),
         Command::Scheduler(args) => daemons::scheduler(args),
         Command::Bench(cmd) => bench::run(cmd),
+        Command::ControllerManager(args) => daemons::controller_manager(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -209,7 +209,10 @@ pub fn node_affinity_matches(spec: &PodSpec, node: &Node) -> bool {
         .affinity
         .as_ref()
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref());
+        .and_then(|na| {
+            na.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        });
     match required {
         None => true,
         Some(ns) => ns
@@ -308,14 +311,20 @@ fn pin_to_node(affinity: Option<Affinity>, node: &str) -> Affinity {
         }],
     };
     let mut affinity = affinity.unwrap_or_default();
-    let na = affinity.node_affinity.get_or_insert_with(NodeAffinity::default);
+    let na = affinity
+        .node_affinity
+        .get_or_insert_with(NodeAffinity::default);
     na.required_during_scheduling_ignored_during_execution = Some(selector);
     affinity
 }
 
 /// The pod the DaemonSet creates for a node.
 pub fn new_pod(ds: &DaemonSet, node: &str, hash: &str) -> Pod {
-    let template = ds.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    let template = ds
+        .spec
+        .as_ref()
+        .map(|s| s.template.clone())
+        .unwrap_or_default();
     let tmeta = template.metadata.unwrap_or_default();
     let mut labels = tmeta.labels.unwrap_or_default();
     labels.insert(LABEL_REVISION_HASH.into(), hash.to_string());
@@ -506,17 +515,17 @@ pub fn reconcile(ds: &DaemonSet, nodes: &[Node], pods: &[Pod], now: Timestamp) -
 
     // Rolling update.
     let strategy = spec.update_strategy.as_ref();
-    if strategy.and_then(|s| s.type_.as_deref()).unwrap_or("RollingUpdate") != "RollingUpdate" {
+    if strategy
+        .and_then(|s| s.type_.as_deref())
+        .unwrap_or("RollingUpdate")
+        != "RollingUpdate"
+    {
         return plan;
     }
     let desired = eligibility.iter().filter(|(_, run, _)| *run).count();
     let desired = i32::try_from(desired).unwrap_or(i32::MAX);
     let rolling = strategy.and_then(|s| s.rolling_update.as_ref());
-    let mut max_unavailable = scaled(
-        rolling.and_then(|r| r.max_unavailable.as_ref()),
-        desired,
-        1,
-    );
+    let mut max_unavailable = scaled(rolling.and_then(|r| r.max_unavailable.as_ref()), desired, 1);
     if desired > 0 && max_unavailable == 0 {
         max_unavailable = 1;
     }
@@ -529,8 +538,16 @@ pub fn reconcile(ds: &DaemonSet, nodes: &[Node], pods: &[Pod], now: Timestamp) -
             .filter(|p| p.metadata.deletion_timestamp.is_none())
             .copied()
             .collect();
-        let new: Vec<&Pod> = live.iter().filter(|p| is_updated(p, &hash)).copied().collect();
-        let old: Vec<&Pod> = live.iter().filter(|p| !is_updated(p, &hash)).copied().collect();
+        let new: Vec<&Pod> = live
+            .iter()
+            .filter(|p| is_updated(p, &hash))
+            .copied()
+            .collect();
+        let old: Vec<&Pod> = live
+            .iter()
+            .filter(|p| !is_updated(p, &hash))
+            .copied()
+            .collect();
         match (new.as_slice(), old.as_slice()) {
             ([n], []) => {
                 if !podutil::is_pod_available(n, min_ready, now) {

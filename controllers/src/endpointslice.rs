@@ -403,7 +403,9 @@ fn is_placeholder(slice: &EndpointSlice) -> bool {
 /// Moves endpoints from the front of `want` into `slice` until it is full.
 fn fill(slice: &mut EndpointSlice, want: &mut BTreeMap<EpKey, Endpoint>) {
     while slice.endpoints.len() < MAX_ENDPOINTS_PER_SLICE {
-        let Some((_, ep)) = want.pop_first() else { break };
+        let Some((_, ep)) = want.pop_first() else {
+            break;
+        };
         slice.endpoints.push(ep);
     }
 }
@@ -434,7 +436,9 @@ fn plan_group(
             }
         }
         let labels_changed = slice.metadata.labels.as_ref() != Some(labels);
-        if kept.is_empty() {
+        if changed && kept.is_empty() {
+            // It lost every endpoint. (A slice that was already empty stays, unchanged,
+            // and can be refilled below, as upstream.)
             plan.delete
                 .push(slice.metadata.name.clone().unwrap_or_default());
         } else if changed || labels_changed {
@@ -582,7 +586,11 @@ pub fn endpoints(svc: &Service, pods: &[Pod]) -> Option<Endpoints> {
     let tolerate = publish_not_ready(svc);
     let no_ports = service_ports(svc).is_empty();
     // port key -> (ports, ready addresses, not-ready addresses)
-    type Subset = (Vec<CoreEndpointPort>, Vec<EndpointAddress>, Vec<EndpointAddress>);
+    type Subset = (
+        Vec<CoreEndpointPort>,
+        Vec<EndpointAddress>,
+        Vec<EndpointAddress>,
+    );
     let mut subsets: BTreeMap<PortKey, Subset> = BTreeMap::new();
     for (pod, ip) in candidate_pods(svc, pods) {
         if !tolerate && pod.metadata.deletion_timestamp.is_some() {
@@ -649,7 +657,10 @@ pub fn endpoints(svc: &Service, pods: &[Pod]) -> Option<Endpoints> {
         labels.remove(LABEL_HEADLESS);
     }
     let annotations = truncated.then(|| {
-        BTreeMap::from([(ANNOTATION_OVER_CAPACITY.to_string(), "truncated".to_string())])
+        BTreeMap::from([(
+            ANNOTATION_OVER_CAPACITY.to_string(),
+            "truncated".to_string(),
+        )])
     });
     Some(Endpoints {
         metadata: ObjectMeta {

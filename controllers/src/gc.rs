@@ -237,7 +237,10 @@ impl<'a> Graph<'a> {
             .enumerate()
             .map(|(i, o)| {
                 let ns = o.namespace.as_deref().unwrap_or_default();
-                ((group(&o.api_version), o.kind.as_str(), ns, o.uid.as_str()), i)
+                (
+                    (group(&o.api_version), o.kind.as_str(), ns, o.uid.as_str()),
+                    i,
+                )
             })
             .collect();
         let mut g = Graph {

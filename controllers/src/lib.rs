@@ -10,4 +10,6 @@ pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod podutil;
+pub mod queue;
 pub mod replicaset;
+pub mod run;

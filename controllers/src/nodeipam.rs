@@ -142,7 +142,9 @@ impl CidrAllocator {
     /// `/node_mask` ranges ([`DEFAULT_NODE_MASK`]).
     pub fn new(cluster_cidr: &str, node_mask: u8) -> Result<Self, Error> {
         let cluster: Cidr = cluster_cidr.parse()?;
-        if node_mask < cluster.prefix || node_mask > 32 || node_mask - cluster.prefix > MAX_MASK_DIFF
+        if node_mask < cluster.prefix
+            || node_mask > 32
+            || node_mask - cluster.prefix > MAX_MASK_DIFF
         {
             return Err(Error::InvalidMask {
                 cluster: cluster.prefix,
@@ -197,11 +199,7 @@ impl CidrAllocator {
 
     fn cidr_at(&self, index: u32) -> Cidr {
         let shift = 32 - u32::from(self.node_mask);
-        let offset = if shift >= 32 {
-            0
-        } else {
-            index << shift
-        };
+        let offset = if shift >= 32 { 0 } else { index << shift };
         Cidr {
             base: self.cluster.base | offset,
             prefix: self.node_mask,
@@ -279,8 +277,8 @@ impl CidrAllocator {
         }
         for step in 0..self.count {
             let i = (self.next + step) % self.count;
-            if !self.used.contains_key(&i) {
-                self.used.insert(i, Some(name.clone()));
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.used.entry(i) {
+                slot.insert(Some(name.clone()));
                 self.by_node.insert(name, i);
                 self.next = (i + 1) % self.count;
                 return Ok(self.cidr_at(i).to_string());

@@ -48,6 +48,10 @@ use k8s_openapi::api::core::v1::{Node, NodeCondition, Pod, PodCondition, Taint, 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
+use crate::podutil::api_now;
+
+/// The namespace of node heartbeat Leases.
+pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 /// Default `--node-monitor-grace-period`.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(40);
 /// Default `--node-startup-grace-period`: how long a new node may take to post status.
@@ -137,7 +141,9 @@ pub fn is_fresh(node: &Node, lease: Option<&Lease>, now: Timestamp, grace: Durat
         .and_then(|l| l.spec.as_ref())
         .and_then(|s| s.renew_time.as_ref())
         .map(|t| t.0);
-    let heartbeat = ready.and_then(|c| c.last_heartbeat_time.as_ref()).map(|t| t.0);
+    let heartbeat = ready
+        .and_then(|c| c.last_heartbeat_time.as_ref())
+        .map(|t| t.0);
     let (last, period) = match ready {
         Some(_) => (renew.max(heartbeat), grace),
         None => {
@@ -271,6 +277,7 @@ fn health(
     grace: Duration,
     no_execute: bool,
 ) -> Option<NodeUpdate> {
+    let now = api_now(now);
     let new_conditions = if is_fresh(node, lease, now, grace) {
         None
     } else {
@@ -300,15 +307,20 @@ pub fn node_health(
     health(node, lease, now, grace, true)
 }
 
-/// The health pass over all nodes. `leases` are the Leases of `kube-node-lease` (matched
-/// to nodes by name). When every node is (or is about to be) not ready, `NoExecute` taints
+/// The health pass over all nodes. `leases` are the Leases of [`LEASE_NAMESPACE`] (matched
+/// to nodes by name; Leases of other namespaces are ignored). When every node is (or is about to be) not ready, `NoExecute` taints
 /// are neither added nor kept (upstream's full-disruption rule); with no nodes at all there
 /// is nothing to do.
 pub fn plan(nodes: &[Node], leases: &[Lease], now: Timestamp, grace: Duration) -> Vec<NodeUpdate> {
     let lease_of = |node: &Node| {
-        leases
-            .iter()
-            .find(|l| l.metadata.name.is_some() && l.metadata.name == node.metadata.name)
+        leases.iter().find(|l| {
+            l.metadata.name.is_some()
+                && l.metadata.name == node.metadata.name
+                && l.metadata
+                    .namespace
+                    .as_deref()
+                    .is_none_or(|ns| ns == LEASE_NAMESPACE)
+        })
     };
     let ready_after = |node: &Node| {
         if !is_fresh(node, lease_of(node), now, grace) {
@@ -330,6 +342,7 @@ pub fn mark_pods_not_ready(node: &Node, pods: &[Pod], now: Timestamp) -> Vec<Pod
     if ready_status(node) == Some("True") {
         return Vec::new();
     }
+    let now = api_now(now);
     let name = node.metadata.name.as_deref();
     pods.iter()
         .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == name)

@@ -87,7 +87,7 @@ pub fn controller_ref(rs: &ReplicaSet) -> OwnerReference {
     podutil::controller_ref(API_VERSION, KIND, &rs.metadata)
 }
 
-/// A new pod for `rs`: `generateName` "<rs-name>-", the template's labels, annotations,
+/// A new pod for `rs`: `generateName` `"<rs-name>-"`, the template's labels, annotations,
 /// finalizers and spec, the namespace of `rs` and a controller owner reference to it.
 pub fn pod_from_template(rs: &ReplicaSet) -> Pod {
     let template = rs.spec.as_ref().and_then(|s| s.template.as_ref());

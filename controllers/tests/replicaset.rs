@@ -21,7 +21,7 @@ const NS: &str = "default";
 const RS_UID: &str = "uid-rs-web";
 
 fn t(secs: i64) -> Timestamp {
-    Timestamp::from_second(1_700_000_000 + secs).unwrap()
+    Timestamp::from_second(1_700_000_000 + secs).expect("test data")
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -149,7 +149,10 @@ fn apply(pods: &mut Vec<Pod>, plan: &RsPlan, counter: &mut u32) {
     for pod in &plan.create {
         let mut pod = pod.clone();
         *counter += 1;
-        let name = format!("{}{counter}", pod.metadata.generate_name.clone().unwrap());
+        let name = format!(
+            "{}{counter}",
+            pod.metadata.generate_name.clone().expect("test data")
+        );
         pod.metadata.name = Some(name.clone());
         pod.metadata.uid = Some(format!("uid-{name}"));
         pod.status = Some(PodStatus {
@@ -158,7 +161,11 @@ fn apply(pods: &mut Vec<Pod>, plan: &RsPlan, counter: &mut u32) {
         });
         pods.push(pod);
     }
-    pods.retain(|p| !plan.delete.contains(p.metadata.name.as_ref().unwrap()));
+    pods.retain(|p| {
+        !plan
+            .delete
+            .contains(p.metadata.name.as_ref().expect("test data"))
+    });
 }
 
 #[test]

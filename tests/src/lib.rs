@@ -3,6 +3,7 @@
 //! `scripts/setup`.
 
 pub mod apiserver;
+pub mod cluster;
 pub mod etcd;
 pub mod node;
 

@@ -27,16 +27,16 @@ use crate::status::FieldError;
 
 pub use config::MAX_DATA_BYTES;
 pub use corekinds::NAMESPACE_NAME_LABEL;
+pub use kubeutil::quantity::{
+    QUANTITY_FORMAT_MSG, QuantityError, parse_milli, parse_quantity, quantity_milli, quantity_text,
+    quantity_value,
+};
 pub use meta::{ANNOTATIONS_MAX_BYTES, selector_matches};
 pub use names::{
     config_key_errors, dns1035_label_error, env_var_name_errors, label_value_errors,
     port_name_errors, qualified_name_errors,
 };
 pub use pod::{POD_UPDATE_MSG, default_pull_policy, qos_class};
-pub use kubeutil::quantity::{
-    QUANTITY_FORMAT_MSG, QuantityError, parse_milli, parse_quantity, quantity_milli, quantity_text,
-    quantity_value,
-};
 
 use pod::Owner;
 use util::Ctx;

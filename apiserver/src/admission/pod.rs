@@ -12,11 +12,11 @@ use super::names::{
     IP_MSG, PORT_RANGE_MSG, env_var_name_errors, is_ip, label_error, port_name_errors,
     qualified_name_errors, subdomain_error,
 };
-use kubeutil::quantity::{QUANTITY_FORMAT_MSG, QuantityError, parse_milli, quantity_text};
 use super::util::{
     Ctx, IntOrStr, Obj, child, ensure_obj, get_str, index, key, obj_mut, objs_mut, set_default,
     set_default_nonzero, set_default_str,
 };
+use kubeutil::quantity::{QUANTITY_FORMAT_MSG, QuantityError, parse_milli, quantity_text};
 
 /// The object a pod spec belongs to: a Pod or the template of a workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -209,33 +209,33 @@ pub fn reconcile(
         };
     };
 
-    let mut sync = Sync::new(d, spec, now, &selector, rss);
+    let mut run = Run::new(d, spec, now, &selector, rss);
     if d.metadata.deletion_timestamp.is_some() {
-        let new = sync.sync_revision(false);
-        sync.sync_deployment_status(new);
+        let new = run.sync_revision(false);
+        run.sync_deployment_status(new);
     } else {
-        sync.check_paused_conditions();
-        if spec.paused == Some(true) || sync.is_scaling_event() {
-            sync.scale_only();
+        run.check_paused_conditions();
+        if spec.paused == Some(true) || run.is_scaling_event() {
+            run.scale_only();
         } else {
-            match util::strategy(d, sync.replicas) {
-                util::Strategy::Rolling { .. } => sync.rollout_rolling(),
-                util::Strategy::Recreate => sync.rollout_recreate(pods, &selector),
+            match util::strategy(d, run.replicas) {
+                util::Strategy::Rolling { .. } => run.rollout_rolling(),
+                util::Strategy::Recreate => run.rollout_recreate(pods, &selector),
                 util::Strategy::Unknown => {
-                    let new = sync.sync_revision(false);
-                    sync.sync_deployment_status(new);
+                    let new = run.sync_revision(false);
+                    run.sync_deployment_status(new);
                 }
             }
         }
     }
-    sync.into_plan()
+    run.into_plan()
 }
 
 /// One sync in progress: working copies of the Deployment's status and its ReplicaSets that
 /// the steps below update as upstream's API calls would; the plan is their difference from
 /// what was observed.
 #[derive(Debug)]
-struct Sync<'a> {
+struct Run<'a> {
     d: &'a Deployment,
     spec: &'a DeploymentSpec,
     /// `now` at API precision.
@@ -260,7 +260,7 @@ struct Sync<'a> {
     requeue_after: Option<Duration>,
 }
 
-impl<'a> Sync<'a> {
+impl<'a> Run<'a> {
     fn new(
         d: &'a Deployment,
         spec: &'a DeploymentSpec,
@@ -289,7 +289,7 @@ impl<'a> Sync<'a> {
                 Claim::Ignore => {}
             }
         }
-        Sync {
+        Run {
             d,
             spec,
             now: podutil::api_now(now),

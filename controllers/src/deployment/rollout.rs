@@ -8,7 +8,7 @@ use kubeutil::selector::LabelSelector;
 
 use super::util::{self, spec_replicas, status_available};
 use super::{
-    DEFAULT_REVISION_HISTORY_LIMIT, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, Sync, condition,
+    DEFAULT_REVISION_HISTORY_LIMIT, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION, Run, condition,
     controller_ref, reason,
 };
 use crate::podutil;
@@ -16,7 +16,7 @@ use crate::podutil;
 /// Name collisions tolerated before giving up on creating the new ReplicaSet in this sync.
 const MAX_COLLISIONS: i32 = 100;
 
-impl Sync<'_> {
+impl Run<'_> {
     // -------------------------------------------------------------- the new ReplicaSet
 
     /// The oldest live ReplicaSet whose template is the Deployment's (hash label aside).

@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::SignedDuration;
 
 use super::util::{self, spec_replicas, status_available, status_ready, status_replicas};
-use super::{DEFAULT_PROGRESS_DEADLINE_SECONDS, Sync, condition, reason};
+use super::{DEFAULT_PROGRESS_DEADLINE_SECONDS, Run, condition, reason};
 use crate::podutil;
 
 /// The condition of type `type_`, if present.
@@ -59,7 +59,7 @@ pub(super) fn normalized(mut status: DeploymentStatus) -> DeploymentStatus {
     status
 }
 
-impl Sync<'_> {
+impl Run<'_> {
     fn new_condition(
         &self,
         type_: &str,
@@ -260,14 +260,21 @@ impl Sync<'_> {
         }
     }
 
-    /// When to look again for a missed deadline: the rollout is under way (not complete, not
+    /// When to look again for a missed deadline: a rollout is under way (not complete, not
     /// timed out, not paused) and `Progressing` was last updated at a known time.
     fn progress_check_after(&self) -> Option<std::time::Duration> {
         if !self.has_progress_deadline() || self.spec.paused == Some(true) {
             return None;
         }
         let cond = get_condition(&self.status, condition::PROGRESSING)?;
-        if self.is_complete(&self.status) || cond.reason.as_deref() == Some(reason::TIMED_OUT) {
+        // A complete rollout (even one that lost a pod since) and a timed-out one are not
+        // judged again.
+        if self.is_complete(&self.status)
+            || matches!(
+                cond.reason.as_deref(),
+                Some(reason::TIMED_OUT | reason::NEW_RS_AVAILABLE)
+            )
+        {
             return None;
         }
         let since = self.now.duration_since(cond.last_update_time.as_ref()?.0);

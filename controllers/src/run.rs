@@ -1,0 +1,774 @@
+//! The controller-manager: shared informers (one watch per resource type, each feeding a
+//! reflector store), a work queue per controller, and a worker per controller that reads
+//! the stores, calls the controller's pure reconcile function and carries out its plan
+//! through the API. Informers map every change to the keys of the controllers that care.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+
+use crate::queue::WorkQueue;
+use crate::{deployment, endpointslice, nodeipam, nodelifecycle, podutil, replicaset};
+
+/// Controller-manager settings (upstream flag names in the CLI).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// `--cluster-cidr` for node IPAM (None: no podCIDRs are assigned).
+    pub cluster_cidr: Option<String>,
+    /// `--node-cidr-mask-size`.
+    pub node_cidr_mask_size: u8,
+    /// `--node-monitor-grace-period`.
+    pub node_monitor_grace_period: Duration,
+    /// `--node-monitor-period`.
+    pub node_monitor_period: Duration,
+    /// Toleration time for pods without a not-ready/unreachable toleration
+    /// (`--default-not-ready-toleration-seconds` and `--default-unreachable-toleration-seconds`).
+    pub default_toleration: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cluster_cidr: None,
+            node_cidr_mask_size: nodeipam::DEFAULT_NODE_MASK,
+            node_monitor_grace_period: Duration::from_secs(40),
+            node_monitor_period: Duration::from_secs(5),
+            default_toleration: Duration::from_secs(300),
+        }
+    }
+}
+
+fn key_of<K: Resource>(obj: &K) -> String {
+    let m = obj.meta();
+    match &m.namespace {
+        Some(ns) => format!("{ns}/{}", m.name.as_deref().unwrap_or("")),
+        None => m.name.clone().unwrap_or_default(),
+    }
+}
+
+fn split(key: &str) -> (&str, &str) {
+    key.split_once('/').unwrap_or(("", key))
+}
+
+/// The stores every controller reads.
+#[derive(Clone)]
+struct Stores {
+    pods: Store<Pod>,
+    rs: Store<ReplicaSet>,
+    deploys: Store<Deployment>,
+    services: Store<Service>,
+    slices: Store<EndpointSlice>,
+    endpoints: Store<Endpoints>,
+    nodes: Store<Node>,
+    leases: Store<Lease>,
+    namespaces: Store<Namespace>,
+}
+
+#[derive(Clone, Default)]
+struct Queues {
+    rs: WorkQueue,
+    deploys: WorkQueue,
+    services: WorkQueue,
+    nodes: WorkQueue,
+    namespaces: WorkQueue,
+}
+
+struct Ctx {
+    client: kube::Client,
+    opts: Options,
+    stores: Stores,
+    /// ReplicaSet expectations, shared with the pod informer that observes them.
+    exp: Arc<Mutex<HashMap<String, replicaset::Expectations>>>,
+    ipam: Mutex<Option<nodeipam::CidrAllocator>>,
+}
+
+impl Ctx {
+    fn pods_in(&self, ns: &str) -> Vec<Pod> {
+        self.stores
+            .pods
+            .state()
+            .iter()
+            .filter(|p| p.namespace().as_deref() == Some(ns))
+            .map(|p| (**p).clone())
+            .collect()
+    }
+}
+
+/// Spawns a watch of `api` feeding a store; `on_change` runs for every applied or deleted
+/// object (with `true` for deletions). Returns the store once the first list is in.
+async fn informer<K, F>(api: Api<K>, on_change: F) -> Store<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    F: Fn(&K, bool) + Send + Sync + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer);
+    tokio::spawn(async move {
+        let mut stream = stream.boxed();
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(watcher::Event::Apply(o)) | Ok(watcher::Event::InitApply(o)) => {
+                    on_change(&o, false)
+                }
+                Ok(watcher::Event::Delete(o)) => on_change(&o, true),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "watch"),
+            }
+        }
+    });
+    let _ = reader.wait_until_ready().await;
+    reader
+}
+
+/// Runs every controller until the future is dropped.
+pub async fn run(client: kube::Client, opts: Options) {
+    let queues = Queues::default();
+    let q = queues.clone();
+    let rs_store_for_pods: Arc<Mutex<Option<Store<ReplicaSet>>>> = Arc::default();
+    let rs_ref = Arc::clone(&rs_store_for_pods);
+    let exp: Arc<Mutex<HashMap<String, replicaset::Expectations>>> = Arc::default();
+    let exp_pods = Arc::clone(&exp);
+    let services_for_pods: Arc<Mutex<Option<Store<Service>>>> = Arc::default();
+    let svc_ref = Arc::clone(&services_for_pods);
+    let pods = informer(
+        Api::<Pod>::all(client.clone()),
+        move |pod: &Pod, deleted| {
+            // The pod's ReplicaSet (and its expectations), and every Service of its namespace.
+            if let Some(owner) =
+                podutil::controller_of(&pod.metadata).filter(|o| o.kind == "ReplicaSet")
+            {
+                let key = format!("{}/{}", pod.namespace().unwrap_or_default(), owner.name);
+                let mut e = exp_pods.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(x) = e.get_mut(&key) {
+                    if deleted || pod.metadata.deletion_timestamp.is_some() {
+                        x.deletion_observed(&pod.name_any());
+                    } else {
+                        x.creation_observed();
+                    }
+                }
+                q.rs.add(key);
+            } else if let Some(ns) = pod.namespace() {
+                // An orphan may be adopted by any ReplicaSet of its namespace.
+                if let Some(rs) = rs_ref.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+                    for r in rs
+                        .state()
+                        .iter()
+                        .filter(|r| r.namespace().as_deref() == Some(&ns))
+                    {
+                        q.rs.add(key_of(&**r));
+                    }
+                }
+            }
+            if let (Some(ns), Some(svcs)) = (
+                pod.namespace(),
+                svc_ref.lock().unwrap_or_else(|p| p.into_inner()).as_ref(),
+            ) {
+                for s in svcs
+                    .state()
+                    .iter()
+                    .filter(|s| s.namespace().as_deref() == Some(&ns))
+                {
+                    q.services.add(key_of(&**s));
+                }
+            }
+            let _ = deleted;
+        },
+    )
+    .await;
+    let q = queues.clone();
+    let rs = informer(
+        Api::<ReplicaSet>::all(client.clone()),
+        move |rs: &ReplicaSet, _| {
+            q.rs.add(key_of(rs));
+            if let Some(owner) =
+                podutil::controller_of(&rs.metadata).filter(|o| o.kind == "Deployment")
+            {
+                q.deploys.add(format!(
+                    "{}/{}",
+                    rs.namespace().unwrap_or_default(),
+                    owner.name
+                ));
+            }
+        },
+    )
+    .await;
+    *rs_store_for_pods.lock().unwrap_or_else(|p| p.into_inner()) = Some(rs.clone());
+    let q = queues.clone();
+    let deploys = informer(
+        Api::<Deployment>::all(client.clone()),
+        move |d: &Deployment, _| q.deploys.add(key_of(d)),
+    )
+    .await;
+    let q = queues.clone();
+    let services = informer(
+        Api::<Service>::all(client.clone()),
+        move |s: &Service, _| q.services.add(key_of(s)),
+    )
+    .await;
+    *services_for_pods.lock().unwrap_or_else(|p| p.into_inner()) = Some(services.clone());
+    let q = queues.clone();
+    let slices = informer(
+        Api::<EndpointSlice>::all(client.clone()),
+        move |s: &EndpointSlice, _| {
+            if let (Some(ns), Some(svc)) = (
+                s.namespace(),
+                s.labels().get(endpointslice::LABEL_SERVICE_NAME),
+            ) {
+                q.services.add(format!("{ns}/{svc}"));
+            }
+        },
+    )
+    .await;
+    let endpoints = informer(Api::<Endpoints>::all(client.clone()), |_: &Endpoints, _| {}).await;
+    let q = queues.clone();
+    let nodes = informer(Api::<Node>::all(client.clone()), move |n: &Node, _| {
+        q.nodes.add(key_of(n))
+    })
+    .await;
+    let leases = informer(
+        Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
+        |_: &Lease, _| {},
+    )
+    .await;
+    let q = queues.clone();
+    let namespaces = informer(
+        Api::<Namespace>::all(client.clone()),
+        move |n: &Namespace, _| q.namespaces.add(key_of(n)),
+    )
+    .await;
+
+    let stores = Stores {
+        pods,
+        rs,
+        deploys,
+        services,
+        slices,
+        endpoints,
+        nodes,
+        leases,
+        namespaces,
+    };
+    let ipam = opts.cluster_cidr.as_deref().and_then(|cidr| {
+        let nodes: Vec<Node> = stores.nodes.state().iter().map(|n| (**n).clone()).collect();
+        match nodeipam::CidrAllocator::from_nodes(cidr, opts.node_cidr_mask_size, &nodes) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                tracing::error!(error = %e, "node IPAM disabled");
+                None
+            }
+        }
+    });
+    let ctx = Arc::new(Ctx {
+        client,
+        opts,
+        stores,
+        exp,
+        ipam: Mutex::new(ipam),
+    });
+
+    tokio::join!(
+        worker(queues.rs.clone(), Arc::clone(&ctx), |c, k| Box::pin(
+            sync_replicaset(c, k)
+        )),
+        worker(queues.deploys.clone(), Arc::clone(&ctx), |c, k| Box::pin(
+            sync_deployment(c, k)
+        )),
+        worker(queues.services.clone(), Arc::clone(&ctx), |c, k| Box::pin(
+            sync_service(c, k)
+        )),
+        worker(queues.nodes.clone(), Arc::clone(&ctx), |c, k| Box::pin(
+            sync_node_ipam(c, k)
+        )),
+        worker(
+            queues.namespaces.clone(),
+            Arc::clone(&ctx),
+            |c, k| Box::pin(sync_namespace(c, k))
+        ),
+        monitor_nodes(Arc::clone(&ctx)),
+    );
+}
+
+type SyncFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Option<Duration>, kube::Error>> + Send + 'a>,
+>;
+
+/// Runs `sync` for each key; failures are retried with back-off, requests to requeue honoured.
+async fn worker<F>(queue: WorkQueue, ctx: Arc<Ctx>, sync: F)
+where
+    F: for<'a> Fn(&'a Ctx, &'a str) -> SyncFuture<'a>,
+{
+    let mut failures: HashMap<String, u32> = HashMap::new();
+    loop {
+        let key = queue.next().await;
+        match sync(&ctx, &key).await {
+            Ok(requeue) => {
+                failures.remove(&key);
+                if let Some(after) = requeue {
+                    queue.add_after(key.clone(), after);
+                }
+            }
+            Err(e) => {
+                let n = failures.entry(key.clone()).or_insert(0);
+                *n += 1;
+                let delay = Duration::from_millis(5 * 2u64.pow((*n).min(12)));
+                tracing::debug!(%key, error = %e, ?delay, "sync failed; retrying");
+                queue.add_after(key.clone(), delay.min(Duration::from_secs(60)));
+            }
+        }
+        queue.done(&key);
+    }
+}
+
+/// A merge patch turning status `old` into `new`: fields `new` drops are sent as null, so a
+/// count that went to zero (omitted when serialized) does not linger.
+fn status_patch<T: serde::Serialize>(old: Option<&T>, new: &T) -> serde_json::Value {
+    let mut new = serde_json::to_value(new).unwrap_or_default();
+    if let (Some(old), Some(map)) = (
+        old.and_then(|o| serde_json::to_value(o).ok()),
+        new.as_object_mut(),
+    ) && let Some(old) = old.as_object()
+    {
+        for k in old.keys() {
+            map.entry(k.clone()).or_insert(serde_json::Value::Null);
+        }
+    }
+    serde_json::json!({ "status": new })
+}
+
+fn ignore_gone(r: Result<(), kube::Error>) -> Result<(), kube::Error> {
+    match r {
+        Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+        other => other,
+    }
+}
+
+async fn sync_replicaset(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
+    let (ns, name) = split(key);
+    let Some(rs) = ctx
+        .stores
+        .rs
+        .state()
+        .into_iter()
+        .find(|r| key_of(&**r) == key)
+    else {
+        ctx.exp
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(key);
+        return Ok(None);
+    };
+    let now = Timestamp::now();
+    let pods = ctx.pods_in(ns);
+    let plan = {
+        let e = ctx.exp.lock().unwrap_or_else(|p| p.into_inner());
+        let exp = e.get(key).cloned().unwrap_or_default();
+        replicaset::reconcile_with_expectations(&rs, &pods, &exp, now)
+    };
+    let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let owner = replicaset::controller_ref(&rs);
+    for p in &plan.adopt {
+        let patch = serde_json::json!({ "metadata": { "ownerReferences": [owner], "uid": null } });
+        ignore_gone(
+            pods_api
+                .patch(p, &PatchParams::default(), &Patch::Strategic(&patch))
+                .await
+                .map(drop),
+        )?;
+    }
+    for p in &plan.release {
+        if let Some(pod) = pods.iter().find(|x| x.name_any() == *p) {
+            let mut refs = pod.metadata.owner_references.clone().unwrap_or_default();
+            refs.retain(|r| Some(&r.uid) != rs.metadata.uid.as_ref());
+            let patch = serde_json::json!({ "metadata": { "ownerReferences": refs, "resourceVersion": pod.metadata.resource_version } });
+            ignore_gone(
+                pods_api
+                    .patch(p, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(drop),
+            )?;
+        }
+    }
+    if !plan.create.is_empty() || !plan.delete.is_empty() {
+        let mut e = ctx.exp.lock().unwrap_or_else(|p| p.into_inner());
+        let x = e.entry(key.to_string()).or_default();
+        x.expect_creations(plan.create.len(), now);
+        x.expect_deletions(plan.delete.iter().cloned(), now);
+    }
+    for pod in &plan.create {
+        if let Err(e) = pods_api.create(&PostParams::default(), pod).await {
+            // The creation will never be observed: lower the expectation.
+            if let Some(x) = ctx
+                .exp
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(key)
+            {
+                x.creation_observed();
+            }
+            return Err(e);
+        }
+    }
+    for p in &plan.delete {
+        if let Err(e) = ignore_gone(pods_api.delete(p, &DeleteParams::default()).await.map(drop)) {
+            if let Some(x) = ctx
+                .exp
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_mut(key)
+            {
+                x.deletion_observed(p);
+            }
+            return Err(e);
+        }
+    }
+    if rs.status.as_ref() != Some(&plan.status) {
+        let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), ns);
+        let patch = status_patch(rs.status.as_ref(), &plan.status);
+        ignore_gone(
+            rs_api
+                .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(drop),
+        )?;
+    }
+    Ok(plan.requeue_after)
+}
+
+async fn sync_deployment(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
+    let (ns, name) = split(key);
+    let Some(d) = ctx
+        .stores
+        .deploys
+        .state()
+        .into_iter()
+        .find(|x| key_of(&**x) == key)
+    else {
+        return Ok(None);
+    };
+    let rss: Vec<ReplicaSet> = ctx
+        .stores
+        .rs
+        .state()
+        .iter()
+        .filter(|r| r.namespace().as_deref() == Some(ns))
+        .map(|r| (**r).clone())
+        .collect();
+    let pods = ctx.pods_in(ns);
+    let plan = deployment::reconcile(&d, &rss, &pods, Timestamp::now());
+    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), ns);
+    let owner = deployment::controller_ref(&d);
+    for r in &plan.adopt {
+        let patch = serde_json::json!({ "metadata": { "ownerReferences": [owner] } });
+        ignore_gone(
+            rs_api
+                .patch(r, &PatchParams::default(), &Patch::Strategic(&patch))
+                .await
+                .map(drop),
+        )?;
+    }
+    for r in &plan.release {
+        if let Some(x) = rss.iter().find(|x| x.name_any() == *r) {
+            let mut refs = x.metadata.owner_references.clone().unwrap_or_default();
+            refs.retain(|o| Some(&o.uid) != d.metadata.uid.as_ref());
+            let patch = serde_json::json!({ "metadata": { "ownerReferences": refs } });
+            ignore_gone(
+                rs_api
+                    .patch(r, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(drop),
+            )?;
+        }
+    }
+    if let Some(new_rs) = &plan.create_rs {
+        match rs_api.create(&PostParams::default(), new_rs).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for (r, annotations) in &plan.update_rs_annotations {
+        let patch = serde_json::json!({ "metadata": { "annotations": annotations } });
+        ignore_gone(
+            rs_api
+                .patch(r, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(drop),
+        )?;
+    }
+    for (r, secs) in &plan.set_min_ready_seconds {
+        let patch = serde_json::json!({ "spec": { "minReadySeconds": secs } });
+        ignore_gone(
+            rs_api
+                .patch(r, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(drop),
+        )?;
+    }
+    for (r, replicas) in &plan.scale {
+        let patch = serde_json::json!({ "spec": { "replicas": replicas } });
+        ignore_gone(
+            rs_api
+                .patch(r, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(drop),
+        )?;
+    }
+    for r in &plan.delete_rs {
+        ignore_gone(
+            rs_api
+                .delete(r, &DeleteParams::background())
+                .await
+                .map(drop),
+        )?;
+    }
+    let d_api: Api<Deployment> = Api::namespaced(ctx.client.clone(), ns);
+    if let Some(rev) = &plan.deployment_revision
+        && d.annotations().get("deployment.kubernetes.io/revision") != Some(rev)
+    {
+        let patch = serde_json::json!({ "metadata": { "annotations": { "deployment.kubernetes.io/revision": rev } } });
+        ignore_gone(
+            d_api
+                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(drop),
+        )?;
+    }
+    if d.status.as_ref() != Some(&plan.status) {
+        let patch = status_patch(d.status.as_ref(), &plan.status);
+        ignore_gone(
+            d_api
+                .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(drop),
+        )?;
+    }
+    Ok(plan.requeue_after)
+}
+
+async fn sync_service(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
+    let (ns, name) = split(key);
+    let Some(svc) = ctx
+        .stores
+        .services
+        .state()
+        .into_iter()
+        .find(|x| key_of(&**x) == key)
+    else {
+        return Ok(None);
+    };
+    if !endpointslice::manages(&svc) {
+        return Ok(None);
+    }
+    let pods = ctx.pods_in(ns);
+    let desired = endpointslice::desired(&svc, &pods);
+    let existing: Vec<EndpointSlice> = ctx
+        .stores
+        .slices
+        .state()
+        .iter()
+        .filter(|s| {
+            s.namespace().as_deref() == Some(ns)
+                && s.labels()
+                    .get(endpointslice::LABEL_SERVICE_NAME)
+                    .map(String::as_str)
+                    == Some(name)
+        })
+        .map(|s| (**s).clone())
+        .collect();
+    let plan = endpointslice::plan(&svc, &desired, &existing);
+    let slices: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), ns);
+    for s in &plan.create {
+        slices.create(&PostParams::default(), s).await?;
+    }
+    for s in &plan.update {
+        ignore_gone(
+            slices
+                .replace(&s.name_any(), &PostParams::default(), s)
+                .await
+                .map(drop),
+        )?;
+    }
+    for s in &plan.delete {
+        ignore_gone(slices.delete(s, &DeleteParams::default()).await.map(drop))?;
+    }
+    if let Some(desired) = endpointslice::endpoints(&svc, &pods) {
+        let existing = ctx
+            .stores
+            .endpoints
+            .state()
+            .into_iter()
+            .find(|e| key_of(&**e) == key);
+        let api: Api<Endpoints> = Api::namespaced(ctx.client.clone(), ns);
+        match endpointslice::plan_endpoints(desired, existing.as_deref()) {
+            endpointslice::EndpointsAction::None => {}
+            endpointslice::EndpointsAction::Create(e) => {
+                ignore_gone(api.create(&PostParams::default(), &e).await.map(drop))?;
+            }
+            endpointslice::EndpointsAction::Update(e) => {
+                ignore_gone(
+                    api.replace(name, &PostParams::default(), &e)
+                        .await
+                        .map(drop),
+                )?;
+            }
+        }
+    }
+    Ok(None)
+}
+
+async fn sync_node_ipam(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
+    let Some(node) = ctx
+        .stores
+        .nodes
+        .state()
+        .into_iter()
+        .find(|n| n.name_any() == key)
+    else {
+        if let Some(a) = ctx.ipam.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            a.release_node(key);
+        }
+        return Ok(None);
+    };
+    if !nodeipam::node_cidrs(&node).is_empty() {
+        return Ok(None);
+    }
+    let cidr = {
+        let mut guard = ctx.ipam.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(a) = guard.as_mut() else {
+            return Ok(None);
+        };
+        match a.allocate(&node) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(node = key, error = %e, "no podCIDR for node");
+                return Ok(Some(Duration::from_secs(30)));
+            }
+        }
+    };
+    let api: Api<Node> = Api::all(ctx.client.clone());
+    let patch = serde_json::json!({ "spec": { "podCIDR": cidr, "podCIDRs": [cidr] } });
+    api.patch(key, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(None)
+}
+
+/// The default ServiceAccount of every namespace.
+async fn sync_namespace(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
+    let Some(ns) = ctx
+        .stores
+        .namespaces
+        .state()
+        .into_iter()
+        .find(|n| n.name_any() == key)
+    else {
+        return Ok(None);
+    };
+    if ns.metadata.deletion_timestamp.is_some() {
+        return Ok(None);
+    }
+    let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), key);
+    if api.get_opt("default").await?.is_none() {
+        let sa: ServiceAccount =
+            serde_json::from_value(serde_json::json!({ "metadata": { "name": "default" } }))
+                .unwrap_or_default();
+        ignore_gone(api.create(&PostParams::default(), &sa).await.map(drop))?;
+    }
+    Ok(None)
+}
+
+/// Node lifecycle: every monitor period, mark nodes whose kubelet went silent and evict
+/// the pods that do not tolerate it.
+async fn monitor_nodes(ctx: Arc<Ctx>) {
+    let nodes_api: Api<Node> = Api::all(ctx.client.clone());
+    loop {
+        tokio::time::sleep(ctx.opts.node_monitor_period).await;
+        let now = Timestamp::now();
+        let nodes: Vec<Node> = ctx
+            .stores
+            .nodes
+            .state()
+            .iter()
+            .map(|n| (**n).clone())
+            .collect();
+        let leases: Vec<Lease> = ctx
+            .stores
+            .leases
+            .state()
+            .iter()
+            .map(|l| (**l).clone())
+            .collect();
+        for update in nodelifecycle::plan(&nodes, &leases, now, ctx.opts.node_monitor_grace_period)
+        {
+            if let Some(conditions) = &update.conditions {
+                let patch = serde_json::json!({ "status": { "conditions": conditions } });
+                if let Err(e) = nodes_api
+                    .patch_status(
+                        &update.name,
+                        &PatchParams::default(),
+                        &Patch::Strategic(&patch),
+                    )
+                    .await
+                {
+                    tracing::warn!(node = %update.name, error = %e, "updating node conditions");
+                }
+            }
+            if let Some(taints) = &update.taints {
+                let patch = serde_json::json!({ "spec": { "taints": taints } });
+                if let Err(e) = nodes_api
+                    .patch(&update.name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    tracing::warn!(node = %update.name, error = %e, "updating node taints");
+                }
+            }
+        }
+        for node in ctx.stores.nodes.state() {
+            let name = node.name_any();
+            let on_node: Vec<Pod> = ctx
+                .stores
+                .pods
+                .state()
+                .iter()
+                .filter(|p| {
+                    p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(name.as_str())
+                })
+                .map(|p| (**p).clone())
+                .collect();
+            for (pod, when) in
+                nodelifecycle::evictions(&node, &on_node, now, ctx.opts.default_toleration)
+            {
+                if when.is_some() {
+                    continue; // checked again next period
+                }
+                if let Some(p) = on_node.iter().find(|p| p.name_any() == pod) {
+                    let api: Api<Pod> =
+                        Api::namespaced(ctx.client.clone(), &p.namespace().unwrap_or_default());
+                    tracing::info!(node = %name, %pod, "evicting: node not ready");
+                    // The node's kubelet is gone: delete without waiting for it.
+                    let _ = api
+                        .delete(&pod, &DeleteParams::default().grace_period(0))
+                        .await;
+                }
+            }
+        }
+    }
+}
