@@ -8,18 +8,24 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Node, Pod, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, PostParams, Preconditions,
+};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 
 use crate::queue::WorkQueue;
-use crate::{deployment, endpointslice, nodeipam, nodelifecycle, podutil, replicaset};
+use crate::{
+    daemonset, deployment, endpointslice, gc, namespace, nodeipam, nodelifecycle, podutil,
+    replicaset,
+};
 
 /// Controller-manager settings (upstream flag names in the CLI).
 #[derive(Debug, Clone)]
@@ -73,11 +79,13 @@ struct Stores {
     nodes: Store<Node>,
     leases: Store<Lease>,
     namespaces: Store<Namespace>,
+    daemonsets: Store<DaemonSet>,
 }
 
 #[derive(Clone, Default)]
 struct Queues {
     rs: WorkQueue,
+    ds: WorkQueue,
     deploys: WorkQueue,
     services: WorkQueue,
     nodes: WorkQueue,
@@ -240,10 +248,26 @@ pub async fn run(client: kube::Client, opts: Options) {
     .await;
     let endpoints = informer(Api::<Endpoints>::all(client.clone()), |_: &Endpoints, _| {}).await;
     let q = queues.clone();
+    let q2 = queues.clone();
+    let ds_for_nodes: Arc<Mutex<Option<Store<DaemonSet>>>> = Arc::default();
+    let ds_ref = Arc::clone(&ds_for_nodes);
     let nodes = informer(Api::<Node>::all(client.clone()), move |n: &Node, _| {
-        q.nodes.add(key_of(n))
+        q.nodes.add(key_of(n));
+        // Every DaemonSet may want a pod on a new or changed node.
+        if let Some(ds) = ds_ref.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            for d in ds.state() {
+                q2.ds.add(key_of(&*d));
+            }
+        }
     })
     .await;
+    let q = queues.clone();
+    let daemonsets = informer(
+        Api::<DaemonSet>::all(client.clone()),
+        move |d: &DaemonSet, _| q.ds.add(key_of(d)),
+    )
+    .await;
+    *ds_for_nodes.lock().unwrap_or_else(|p| p.into_inner()) = Some(daemonsets.clone());
     let leases = informer(
         Api::<Lease>::namespaced(client.clone(), "kube-node-lease"),
         |_: &Lease, _| {},
@@ -266,6 +290,7 @@ pub async fn run(client: kube::Client, opts: Options) {
         nodes,
         leases,
         namespaces,
+        daemonsets,
     };
     let ipam = opts.cluster_cidr.as_deref().and_then(|cidr| {
         let nodes: Vec<Node> = stores.nodes.state().iter().map(|n| (**n).clone()).collect();
@@ -303,7 +328,11 @@ pub async fn run(client: kube::Client, opts: Options) {
             Arc::clone(&ctx),
             |c, k| Box::pin(sync_namespace(c, k))
         ),
+        worker(queues.ds.clone(), Arc::clone(&ctx), |c, k| Box::pin(
+            sync_daemonset(c, k)
+        )),
         monitor_nodes(Arc::clone(&ctx)),
+        collect_garbage(Arc::clone(&ctx)),
     );
 }
 
@@ -671,7 +700,7 @@ async fn sync_node_ipam(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::
     Ok(None)
 }
 
-/// The default ServiceAccount of every namespace.
+/// The default ServiceAccount of every namespace, and the emptying of terminating ones.
 async fn sync_namespace(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
     let Some(ns) = ctx
         .stores
@@ -683,7 +712,7 @@ async fn sync_namespace(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::
         return Ok(None);
     };
     if ns.metadata.deletion_timestamp.is_some() {
-        return Ok(None);
+        return terminate_namespace(ctx, &ns).await;
     }
     let api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), key);
     if api.get_opt("default").await?.is_none() {
@@ -769,6 +798,317 @@ async fn monitor_nodes(ctx: Arc<Ctx>) {
                         .await;
                 }
             }
+        }
+    }
+}
+
+/// Namespaced resources the namespace controller empties (plural, api group/version, kind).
+const NAMESPACED: &[(&str, &str, &str, &str)] = &[
+    ("pods", "", "v1", "Pod"),
+    ("services", "", "v1", "Service"),
+    ("endpoints", "", "v1", "Endpoints"),
+    ("configmaps", "", "v1", "ConfigMap"),
+    ("secrets", "", "v1", "Secret"),
+    ("events", "", "v1", "Event"),
+    ("serviceaccounts", "", "v1", "ServiceAccount"),
+    ("persistentvolumeclaims", "", "v1", "PersistentVolumeClaim"),
+    ("deployments.apps", "apps", "v1", "Deployment"),
+    ("replicasets.apps", "apps", "v1", "ReplicaSet"),
+    ("daemonsets.apps", "apps", "v1", "DaemonSet"),
+    (
+        "endpointslices.discovery.k8s.io",
+        "discovery.k8s.io",
+        "v1",
+        "EndpointSlice",
+    ),
+    (
+        "leases.coordination.k8s.io",
+        "coordination.k8s.io",
+        "v1",
+        "Lease",
+    ),
+];
+
+fn dynamic(
+    client: &kube::Client,
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+    ns: Option<&str>,
+) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    let plural = plural.split('.').next().unwrap_or(plural);
+    let ar = ApiResource::from_gvk_with_plural(&gvk, plural);
+    match ns {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+        None => Api::all_with(client.clone(), &ar),
+    }
+}
+
+async fn terminate_namespace(ctx: &Ctx, ns: &Namespace) -> Result<Option<Duration>, kube::Error> {
+    let name = ns.name_any();
+    let mut counts = Vec::new();
+    for (plural, group, version, kind) in NAMESPACED {
+        let api = dynamic(&ctx.client, group, version, kind, plural, Some(&name));
+        let n = api.list_metadata(&ListParams::default()).await?.items.len();
+        counts.push((plural.to_string(), n));
+    }
+    let plan = namespace::plan(
+        ns,
+        &namespace::Content::from_counts(counts),
+        Timestamp::now(),
+    );
+    let api: Api<Namespace> = Api::all(ctx.client.clone());
+    if plan.set_terminating || plan.conditions.is_some() {
+        let mut status = serde_json::json!({ "phase": "Terminating" });
+        if let Some(c) = &plan.conditions {
+            status["conditions"] = serde_json::to_value(c).unwrap_or_default();
+        }
+        ignore_gone(
+            api.patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(&serde_json::json!({ "status": status })),
+            )
+            .await
+            .map(drop),
+        )?;
+    }
+    for plural in &plan.delete {
+        if let Some((p, group, version, kind)) = NAMESPACED.iter().find(|r| r.0 == plural) {
+            let api = dynamic(&ctx.client, group, version, kind, p, Some(&name));
+            match api
+                .delete_collection(&DeleteParams::background(), &ListParams::default())
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    if let Some(finalizers) = plan.finalize {
+        let mut body = serde_json::to_value(ns).unwrap_or_default();
+        body["spec"]["finalizers"] = serde_json::json!(finalizers);
+        ignore_gone(
+            api.replace_subresource("finalize", &name, &PostParams::default(), &body)
+                .await
+                .map(drop::<Namespace>),
+        )?;
+        return Ok(None);
+    }
+    // Pods may wait for their kubelets: look again soon.
+    Ok(Some(Duration::from_secs(1)))
+}
+
+async fn sync_daemonset(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::Error> {
+    let (ns, name) = split(key);
+    let Some(ds) = ctx
+        .stores
+        .daemonsets
+        .state()
+        .into_iter()
+        .find(|d| key_of(&**d) == key)
+    else {
+        return Ok(None);
+    };
+    let nodes: Vec<Node> = ctx
+        .stores
+        .nodes
+        .state()
+        .iter()
+        .map(|n| (**n).clone())
+        .collect();
+    let pods = ctx.pods_in(ns);
+    let plan = daemonset::reconcile(&ds, &nodes, &pods, Timestamp::now());
+    let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let owner = daemonset::controller_ref(&ds);
+    for p in &plan.adopt {
+        let patch = serde_json::json!({ "metadata": { "ownerReferences": [owner] } });
+        ignore_gone(
+            api.patch(p, &PatchParams::default(), &Patch::Strategic(&patch))
+                .await
+                .map(drop),
+        )?;
+    }
+    for p in &plan.release {
+        if let Some(pod) = pods.iter().find(|x| x.name_any() == *p) {
+            let mut refs = pod.metadata.owner_references.clone().unwrap_or_default();
+            refs.retain(|r| Some(&r.uid) != ds.metadata.uid.as_ref());
+            let patch = serde_json::json!({ "metadata": { "ownerReferences": refs } });
+            ignore_gone(
+                api.patch(p, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(drop),
+            )?;
+        }
+    }
+    for (_, pod) in &plan.create {
+        api.create(&PostParams::default(), pod).await?;
+    }
+    for p in &plan.delete {
+        ignore_gone(api.delete(p, &DeleteParams::default()).await.map(drop))?;
+    }
+    if let Some(status) = &plan.status {
+        let ds_api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), ns);
+        let patch = status_patch(ds.status.as_ref(), status);
+        ignore_gone(
+            ds_api
+                .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(drop),
+        )?;
+    }
+    Ok(None)
+}
+
+/// Owner-reference garbage collection over the kinds the informers hold, every second.
+async fn collect_garbage(ctx: Arc<Ctx>) {
+    let kinds = vec![
+        gc::KindInfo::namespaced("v1", "Pod"),
+        gc::KindInfo::namespaced("apps/v1", "ReplicaSet"),
+        gc::KindInfo::namespaced("apps/v1", "Deployment"),
+        gc::KindInfo::namespaced("apps/v1", "DaemonSet"),
+        gc::KindInfo::namespaced("v1", "Service"),
+        gc::KindInfo::namespaced("discovery.k8s.io/v1", "EndpointSlice"),
+    ];
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut objects = Vec::new();
+        let s = &ctx.stores;
+        objects.extend(
+            s.pods
+                .state()
+                .iter()
+                .map(|o| gc::ObjectRef::from_meta("v1", "Pod", &o.metadata)),
+        );
+        objects.extend(
+            s.rs.state()
+                .iter()
+                .map(|o| gc::ObjectRef::from_meta("apps/v1", "ReplicaSet", &o.metadata)),
+        );
+        objects.extend(
+            s.deploys
+                .state()
+                .iter()
+                .map(|o| gc::ObjectRef::from_meta("apps/v1", "Deployment", &o.metadata)),
+        );
+        objects.extend(
+            s.daemonsets
+                .state()
+                .iter()
+                .map(|o| gc::ObjectRef::from_meta("apps/v1", "DaemonSet", &o.metadata)),
+        );
+        objects.extend(
+            s.services
+                .state()
+                .iter()
+                .map(|o| gc::ObjectRef::from_meta("v1", "Service", &o.metadata)),
+        );
+        objects.extend(s.slices.state().iter().map(|o| {
+            gc::ObjectRef::from_meta("discovery.k8s.io/v1", "EndpointSlice", &o.metadata)
+        }));
+        for action in gc::plan(&objects, &kinds) {
+            if let Err(e) = apply_gc(&ctx.client, &action).await {
+                tracing::debug!(?action, error = %e, "garbage collection step failed; retrying");
+            }
+        }
+    }
+}
+
+fn api_for(client: &kube::Client, key: &gc::ObjectKey) -> Api<DynamicObject> {
+    let (group, version) = key
+        .api_version
+        .split_once('/')
+        .unwrap_or(("", key.api_version.as_str()));
+    let plural = NAMESPACED
+        .iter()
+        .find(|r| r.3 == key.kind)
+        .map(|r| r.0)
+        .unwrap_or("pods");
+    dynamic(
+        client,
+        group,
+        version,
+        &key.kind,
+        plural,
+        key.namespace.as_deref(),
+    )
+}
+
+async fn apply_gc(client: &kube::Client, action: &gc::GcAction) -> Result<(), kube::Error> {
+    match action {
+        gc::GcAction::Delete {
+            object,
+            propagation,
+        } => {
+            let api = api_for(client, object);
+            let dp = DeleteParams {
+                propagation_policy: Some(match propagation {
+                    gc::Propagation::Background => kube::api::PropagationPolicy::Background,
+                    gc::Propagation::Foreground => kube::api::PropagationPolicy::Foreground,
+                    gc::Propagation::Orphan => kube::api::PropagationPolicy::Orphan,
+                }),
+                preconditions: Some(Preconditions {
+                    uid: Some(object.uid.clone()),
+                    resource_version: None,
+                }),
+                ..Default::default()
+            };
+            ignore_gone(api.delete(&object.name, &dp).await.map(drop))
+        }
+        gc::GcAction::RemoveOwnerRefs { object, owner_uids } => {
+            let api = api_for(client, object);
+            let Some(current) = api.get_opt(&object.name).await? else {
+                return Ok(());
+            };
+            let mut refs = current
+                .metadata
+                .owner_references
+                .clone()
+                .unwrap_or_default();
+            refs.retain(|r| !owner_uids.contains(&r.uid));
+            let patch = serde_json::json!({ "metadata": { "ownerReferences": refs, "resourceVersion": current.metadata.resource_version } });
+            ignore_gone(
+                api.patch(&object.name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(drop),
+            )
+        }
+        gc::GcAction::UnblockOwnerRefs { object } => {
+            let api = api_for(client, object);
+            let Some(current) = api.get_opt(&object.name).await? else {
+                return Ok(());
+            };
+            let mut refs = current
+                .metadata
+                .owner_references
+                .clone()
+                .unwrap_or_default();
+            for r in &mut refs {
+                r.block_owner_deletion = Some(false);
+            }
+            let patch = serde_json::json!({ "metadata": { "ownerReferences": refs, "resourceVersion": current.metadata.resource_version } });
+            ignore_gone(
+                api.patch(&object.name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(drop),
+            )
+        }
+        gc::GcAction::RemoveFinalizer { object, finalizer } => {
+            let api = api_for(client, object);
+            let Some(current) = api.get_opt(&object.name).await? else {
+                return Ok(());
+            };
+            let mut fins = current.metadata.finalizers.clone().unwrap_or_default();
+            fins.retain(|f| f != finalizer);
+            let patch = serde_json::json!({ "metadata": { "finalizers": fins, "resourceVersion": current.metadata.resource_version } });
+            ignore_gone(
+                api.patch(&object.name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(drop),
+            )
         }
     }
 }

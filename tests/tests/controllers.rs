@@ -300,3 +300,107 @@ async fn deployments_scale_heal_roll_and_survive_a_node_loss() {
         "{taints:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemonsets_garbage_collection_and_namespace_deletion() {
+    use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet};
+    use k8s_openapi::api::core::v1::Namespace;
+    let dir = tempfile::tempdir().unwrap();
+    let c = cluster(dir.path()).await;
+
+    // A DaemonSet runs one pod per node.
+    let dss: Api<DaemonSet> = Api::namespaced(c.client.clone(), "default");
+    let ds: DaemonSet = serde_json::from_value(json!({"metadata": {"name": "agent"}, "spec": {"selector": {"matchLabels": {"app": "agent"}},
+        "template": {"metadata": {"labels": {"app": "agent"}}, "spec": {"containers": [{"name": "a", "image": "busybox"}]}}}}))
+    .unwrap();
+    dss.create(&PostParams::default(), &ds).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
+    eventually("one agent per node", 20, || async {
+        let list = pods
+            .list(&ListParams::default().labels("app=agent"))
+            .await
+            .unwrap()
+            .items;
+        let mut nodes: Vec<String> = list
+            .iter()
+            .filter_map(|p| p.spec.as_ref()?.node_name.clone())
+            .collect();
+        nodes.sort();
+        (nodes == ["n1", "n2", "n3"]).then_some(())
+    })
+    .await;
+
+    // Deleting a Deployment removes its ReplicaSets and pods (background propagation).
+    let deploys: Api<Deployment> = Api::namespaced(c.client.clone(), "default");
+    deploys
+        .create(&PostParams::default(), &deployment(2, "busybox"))
+        .await
+        .unwrap();
+    eventually("2 pods", 20, || async {
+        (running(&pods).await.len() == 2).then_some(())
+    })
+    .await;
+    deploys
+        .delete("web", &DeleteParams::background())
+        .await
+        .unwrap();
+    let rss: Api<ReplicaSet> = Api::namespaced(c.client.clone(), "default");
+    eventually("ReplicaSets and pods collected", 20, || async {
+        let rs_left = rss.list(&ListParams::default()).await.unwrap().items.len();
+        let pods_left = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap()
+            .items
+            .len();
+        (rs_left == 0 && pods_left == 0).then_some(())
+    })
+    .await;
+
+    // Orphan propagation keeps the dependents.
+    deploys
+        .create(&PostParams::default(), &deployment(1, "busybox"))
+        .await
+        .unwrap();
+    eventually("1 pod", 20, || async {
+        (running(&pods).await.len() == 1).then_some(())
+    })
+    .await;
+    deploys
+        .delete("web", &DeleteParams::orphan())
+        .await
+        .unwrap();
+    eventually("deployment gone, ReplicaSet orphaned", 20, || async {
+        let gone = deploys.get_opt("web").await.unwrap().is_none();
+        let rs = rss.list(&ListParams::default()).await.unwrap().items;
+        let orphaned = rs.len() == 1
+            && rs[0]
+                .metadata
+                .owner_references
+                .as_ref()
+                .is_none_or(|o| o.is_empty());
+        (gone && orphaned).then_some(())
+    })
+    .await;
+
+    // A deleted namespace is emptied, then goes away.
+    let nss: Api<Namespace> = Api::all(c.client.clone());
+    nss.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "temp"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let cms: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(c.client.clone(), "temp");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "x"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    nss.delete("temp", &DeleteParams::default()).await.unwrap();
+    eventually("namespace temp gone", 20, || async {
+        nss.get_opt("temp").await.unwrap().is_none().then_some(())
+    })
+    .await;
+}
