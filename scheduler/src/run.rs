@@ -67,14 +67,32 @@ impl Metrics {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     queue: SchedulingQueue,
     cache: AssumeCache,
-    nodes: HashMap<String, Node>,
+    /// Nodes with the pods bound (or assumed) on them, kept up to date event by event so a
+    /// scheduling attempt never rebuilds it.
+    snapshot: framework::Snapshot,
     pods: HashMap<String, Pod>,
     synced_nodes: bool,
     synced_pods: bool,
+    /// Where the next sampled node search starts.
+    next_start: usize,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            queue: SchedulingQueue::default(),
+            cache: AssumeCache::default(),
+            snapshot: framework::Snapshot::new(std::iter::empty(), std::iter::empty()),
+            pods: HashMap::new(),
+            synced_nodes: false,
+            synced_pods: false,
+            next_start: 0,
+        }
+    }
 }
 
 fn key(pod: &Pod) -> String {
@@ -131,8 +149,11 @@ impl Scheduler {
             st.cache.confirm(&pod);
             st.queue.delete(&k);
             if terminal(&pod) {
+                st.snapshot.remove_pod(&k);
                 st.queue
                     .move_all_to_active_or_backoff(ClusterEvent::AssignedPodUpdated, now);
+            } else {
+                st.snapshot.add_pod(pod.clone());
             }
         } else if self.ours(&pod) {
             if st.queue.contains(&k) {
@@ -154,6 +175,7 @@ impl Scheduler {
         st.pods.remove(&k);
         st.queue.delete(&k);
         st.cache.forget(&k);
+        st.snapshot.remove_pod(&k);
         st.queue
             .move_all_to_active_or_backoff(ClusterEvent::AssignedPodDeleted, Instant::now());
         drop(st);
@@ -163,12 +185,12 @@ impl Scheduler {
     fn node_seen(&self, node: Node) {
         let name = node.metadata.name.clone().unwrap_or_default();
         let mut st = self.state();
-        let event = if st.nodes.contains_key(&name) {
+        let event = if st.snapshot.get(&name).is_some() {
             ClusterEvent::NodeUpdated
         } else {
             ClusterEvent::NodeAdded
         };
-        st.nodes.insert(name, node);
+        st.snapshot.set_node(node);
         st.queue
             .move_all_to_active_or_backoff(event, Instant::now());
         drop(st);
@@ -185,6 +207,13 @@ impl Scheduler {
             }
             for expired in st.cache.expire(started) {
                 tracing::warn!(pod = %expired, "assumed pod expired without its binding being observed");
+                let bound = st
+                    .pods
+                    .get(&expired)
+                    .is_some_and(|p| p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some());
+                if !bound {
+                    st.snapshot.remove_pod(&expired);
+                }
             }
             let Some(k) = st.queue.pop(started) else {
                 return false;
@@ -192,11 +221,20 @@ impl Scheduler {
             let Some(pod) = st.queue.pod(&k).cloned() else {
                 return true;
             };
-            let snapshot = st.cache.snapshot(st.nodes.values(), st.pods.values());
-            let outcome = framework::schedule(&pod, &snapshot, rng);
+            let start = st.next_start;
+            let outcome = framework::schedule_sampled(&pod, &st.snapshot, start, rng);
+            let outcome = outcome.map(|(node, next)| {
+                st.next_start = next;
+                node
+            });
             match &outcome {
                 Ok(node) => {
                     st.cache.assume(&pod, node);
+                    let mut assumed = pod.clone();
+                    if let Some(spec) = assumed.spec.as_mut() {
+                        spec.node_name = Some(node.clone());
+                    }
+                    st.snapshot.add_pod(assumed);
                     st.queue.done(&k);
                 }
                 Err(_) => {
@@ -277,6 +315,7 @@ impl Scheduler {
                     .inc();
                 let mut st = self.state();
                 st.cache.forget(&k);
+                st.snapshot.remove_pod(&k);
                 // Requeue unless the pod is gone or bound by someone else.
                 if let Some(current) = st.pods.get(&k).cloned()
                     && self.ours(&current)
@@ -390,7 +429,7 @@ pub async fn run(client: kube::Client, opts: Options, metrics: Metrics) {
                     }
                     Ok(watcher::Event::Delete(n)) => {
                         let name = n.metadata.name.unwrap_or_default();
-                        s.state().nodes.remove(&name);
+                        s.state().snapshot.remove_node(&name);
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "node watch");

@@ -117,6 +117,64 @@ pub fn find_feasible_nodes<'s>(
     }
 }
 
+/// How many feasible nodes to look for before scoring, as upstream's adaptive
+/// `percentageOfNodesToScore`: all nodes up to 100; beyond that `50 - nodes/125` percent
+/// (at least 5 %), but never fewer than 100.
+pub fn num_feasible_nodes_to_find(num_nodes: usize) -> usize {
+    if num_nodes < 100 {
+        return num_nodes;
+    }
+    let percent = 50usize.saturating_sub(num_nodes / 125).max(5);
+    (num_nodes * percent / 100).max(100).min(num_nodes)
+}
+
+/// Like [`schedule`] on large clusters: filters nodes starting at index `start` (rotating,
+/// so successive pods spread the search over the cluster) until
+/// [`num_feasible_nodes_to_find`] feasible nodes are found, then scores only those.
+/// Returns the chosen node and the index to start the next search at.
+pub fn schedule_sampled(
+    pod: &Pod,
+    snapshot: &Snapshot,
+    start: usize,
+    rng: &mut impl FnMut() -> u64,
+) -> Result<(String, usize), FitError> {
+    let nodes: Vec<&NodeInfo> = snapshot.nodes().collect();
+    let n = nodes.len();
+    let want = num_feasible_nodes_to_find(n);
+    let mut feasible = Vec::with_capacity(want);
+    let mut err = FitError {
+        num_nodes: n,
+        reasons: BTreeMap::new(),
+    };
+    let mut examined = 0;
+    for i in 0..n {
+        let node = nodes[(start + i) % n];
+        examined += 1;
+        match run_filters(pod, node) {
+            Ok(()) => {
+                feasible.push(node);
+                if feasible.len() >= want {
+                    break;
+                }
+            }
+            Err(reasons) => err.add_node(&reasons),
+        }
+    }
+    let next = if n == 0 { 0 } else { (start + examined) % n };
+    match feasible.as_slice() {
+        [] => Err(err),
+        [only] => Ok((only.name().to_string(), next)),
+        _ => {
+            let scores = score_nodes(pod, &feasible);
+            let chosen = select_host(&scores, rng).ok_or(FitError {
+                num_nodes: n,
+                reasons: BTreeMap::new(),
+            })?;
+            Ok((chosen, next))
+        }
+    }
+}
+
 /// The name of a node with the highest total, chosen uniformly at random among equals with
 /// `rng`; None for no scores.
 pub fn select_host(scores: &[NodeScore], rng: &mut impl FnMut() -> u64) -> Option<String> {
@@ -152,6 +210,15 @@ pub fn schedule(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sampling_follows_upstream_percentages() {
+        assert_eq!(num_feasible_nodes_to_find(50), 50);
+        assert_eq!(num_feasible_nodes_to_find(100), 100);
+        assert_eq!(num_feasible_nodes_to_find(1000), 420);
+        assert_eq!(num_feasible_nodes_to_find(5000), 500);
+        assert_eq!(num_feasible_nodes_to_find(10000), 500);
+    }
 
     #[test]
     fn fit_error_text() {
