@@ -16,7 +16,7 @@ use tests::apiserver::TestApiserver;
 use tests::cluster::FakeNodes;
 
 struct Cluster {
-    _server: TestApiserver,
+    server: TestApiserver,
     client: kube::Client,
     nodes: FakeNodes,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -54,7 +54,7 @@ async fn cluster(dir: &std::path::Path) -> Cluster {
         tokio::spawn(controllers::run::run(client.clone(), opts)),
     ];
     Cluster {
-        _server: server,
+        server,
         client,
         nodes,
         tasks,
@@ -209,6 +209,36 @@ async fn deployments_scale_heal_roll_and_survive_a_node_loss() {
     })
     .await;
 
+    // Readiness drives the slices: a pod that stops being ready is listed as not ready.
+    let first = running(&pods).await[0].0.clone();
+    let not_ready = json!({"status": {"conditions": [{"type": "Ready", "status": "False"}]}});
+    pods.patch_status(
+        &first,
+        &PatchParams::default(),
+        &Patch::Strategic(&not_ready),
+    )
+    .await
+    .unwrap();
+    eventually("one endpoint not ready", 20, || async {
+        let list = slices
+            .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
+            .await
+            .unwrap()
+            .items;
+        let conds: Vec<Option<bool>> = list
+            .iter()
+            .flat_map(|s| s.endpoints.iter())
+            .map(|e| e.conditions.as_ref().and_then(|c| c.ready))
+            .collect();
+        (conds.iter().filter(|c| **c == Some(true)).count() == 1 && conds.contains(&Some(false)))
+            .then_some(())
+    })
+    .await;
+    let ready = json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+    pods.patch_status(&first, &PatchParams::default(), &Patch::Strategic(&ready))
+        .await
+        .unwrap();
+
     // A rolling image update never drops below replicas - maxUnavailable available pods.
     deploys
         .patch(
@@ -262,6 +292,48 @@ async fn deployments_scale_heal_roll_and_survive_a_node_loss() {
         })
         .collect();
     assert!(images.iter().all(|i| i == "busybox:1.36"), "{images:?}");
+
+    // kubectl sees the rollout complete, and undoes it.
+    let kubeconfig = c.server.kubeconfig.clone();
+    let status = tokio::task::spawn_blocking(move || {
+        tests::apiserver::kubectl(
+            &kubeconfig,
+            &["rollout", "status", "deployment/web", "--timeout=30s"],
+            None,
+        )
+    })
+    .await
+    .unwrap();
+    let out = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        status.status.success() && out.contains("successfully rolled out"),
+        "{out}{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let kubeconfig = c.server.kubeconfig.clone();
+    let undo = tokio::task::spawn_blocking(move || {
+        tests::apiserver::kubectl(&kubeconfig, &["rollout", "undo", "deployment/web"], None)
+    })
+    .await
+    .unwrap();
+    assert!(
+        undo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&undo.stderr)
+    );
+    eventually("undo rolled back to busybox:1.35", 40, || async {
+        let d = deploys.get("web").await.unwrap();
+        let image = d.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+            .image
+            .clone()?;
+        let st = d.status?;
+        (image == "busybox:1.35"
+            && st.updated_replicas == Some(3)
+            && st.available_replicas == Some(3)
+            && st.replicas == Some(3))
+        .then_some(())
+    })
+    .await;
 
     // A node stops renewing its Lease: NotReady (Unknown), tainted, its pods recreated elsewhere.
     let on_n1: Vec<String> = running(&pods)
