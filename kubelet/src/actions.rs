@@ -1,0 +1,1 @@
+//! actions (in progress)
