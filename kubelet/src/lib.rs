@@ -8,7 +8,9 @@
 //! (container environment and `$(VAR)` expansion).
 
 pub mod actions;
+pub mod cri_runtime;
 pub mod env;
+pub mod node;
 pub mod pleg;
 pub mod runtime;
 pub mod status;
