@@ -12,5 +12,6 @@ pub mod cri_runtime;
 pub mod env;
 pub mod node;
 pub mod pleg;
+pub mod run;
 pub mod runtime;
 pub mod status;

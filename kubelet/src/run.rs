@@ -1,0 +1,532 @@
+//! The kubelet's main loops: the Node heartbeat, a watch of the pods bound to this node,
+//! the PLEG relist, and one worker per pod that syncs it (sync -> terminating ->
+//! terminated): compute the actions from desired vs. actual, carry them out over CRI, and
+//! report the status when it changed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::runtime::watcher;
+
+use crate::actions::{self, Backoff};
+use crate::cri_runtime;
+use crate::node::{self, NodeConfig};
+use crate::runtime::{ContainerState, PodRuntime, Relist, SandboxState};
+use crate::{env, pleg, status};
+
+/// Kubelet settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The node.
+    pub node: NodeConfig,
+    /// CRI endpoint (`unix:///...`).
+    pub runtime_endpoint: String,
+    /// Where container logs go (`/var/log/pods`).
+    pub log_root: PathBuf,
+    /// Cgroup under which pod cgroups are made (`/kubepods`).
+    pub cgroup_root: String,
+    /// PLEG relist period.
+    pub relist_period: Duration,
+}
+
+#[derive(Default)]
+struct State {
+    desired: HashMap<String, Pod>,
+    relist: Relist,
+    backoff: Backoff,
+    /// Last failure to start a container: (reason, message), by pod uid and container.
+    waiting: HashMap<String, BTreeMap<String, (String, String)>>,
+    workers: HashMap<String, tokio::sync::mpsc::Sender<()>>,
+}
+
+struct Kubelet {
+    client: kube::Client,
+    cri: cri::Client,
+    cfg: Config,
+    state: Mutex<State>,
+}
+
+fn uid(pod: &Pod) -> String {
+    pod.metadata.uid.clone().unwrap_or_default()
+}
+
+impl Kubelet {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes the worker of `uid`, starting one if needed.
+    fn poke(self: &Arc<Self>, uid: &str) {
+        let mut st = self.state();
+        if let Some(tx) = st.workers.get(uid)
+            && !tx.is_closed()
+        {
+            // A full channel means the worker is already due to sync.
+            let _ = tx.try_send(());
+            return;
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        let _ = tx.try_send(());
+        st.workers.insert(uid.to_string(), tx);
+        drop(st);
+        let me = Arc::clone(self);
+        let uid = uid.to_string();
+        tokio::spawn(async move { me.worker(uid, rx).await });
+    }
+
+    async fn worker(self: Arc<Self>, uid: String, mut rx: tokio::sync::mpsc::Receiver<()>) {
+        loop {
+            let woke = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+            if matches!(woke, Ok(None)) {
+                return;
+            }
+            match self.sync(&uid).await {
+                Ok(true) => {
+                    // Terminated: nothing of the pod is left.
+                    let mut st = self.state();
+                    st.workers.remove(&uid);
+                    st.waiting.remove(&uid);
+                    st.backoff.forget_pod(&uid);
+                    return;
+                }
+                Ok(false) => {}
+                Err(e) => tracing::warn!(pod = %uid, error = %e, "pod sync failed"),
+            }
+        }
+    }
+
+    /// One sync; Ok(true) when the pod is gone for good.
+    async fn sync(
+        self: &Arc<Self>,
+        uid: &str,
+    ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+        let (pod, rt) = {
+            let st = self.state();
+            (st.desired.get(uid).cloned(), st.relist.get(uid).cloned())
+        };
+        let Some(pod) = pod else {
+            // Not (or no longer) bound here: an orphan. Remove everything.
+            if let Some(rt) = rt {
+                self.kill_pod(&rt, 2).await?;
+                self.remove_pod(&rt).await?;
+            }
+            return Ok(true);
+        };
+        if pod.metadata.deletion_timestamp.is_some() {
+            return self.terminate(&pod, rt.as_ref()).await;
+        }
+        let now_ns = Timestamp::now().as_nanosecond() as i64;
+        let plan = {
+            let st = self.state();
+            actions::compute(&pod, rt.as_ref(), &st.backoff, now_ns)
+        };
+        let mut waiting: BTreeMap<String, (String, String)> = BTreeMap::new();
+        for (name, reason) in &plan.waiting_reason {
+            let msg = plan.waiting_message.get(name).cloned().unwrap_or_default();
+            waiting.insert(name.clone(), (reason.clone(), msg));
+        }
+        if plan.kill_pod
+            && let Some(rt) = &rt
+        {
+            self.kill_pod(rt, grace(&pod)).await?;
+        }
+        for (id, reason) in &plan.kill {
+            tracing::info!(pod = %uid, container = %id, %reason, "killing container");
+            self.cri.stop_container(id, grace(&pod)).await?;
+        }
+        let mut sandbox_id = plan.sandbox_id.clone();
+        let sandbox_config = cri_runtime::sandbox_config(
+            &pod,
+            plan.create_sandbox.unwrap_or_else(|| {
+                rt.as_ref()
+                    .and_then(|r| r.sandboxes.first())
+                    .map(|s| s.attempt)
+                    .unwrap_or(0)
+            }),
+            &self.cfg.log_root,
+            &format!("{}/pod{uid}", self.cfg.cgroup_root),
+            None,
+        );
+        if plan.create_sandbox.is_some() {
+            sandbox_id = Some(self.cri.run_pod_sandbox(sandbox_config.clone(), "").await?);
+        }
+        let mut to_start: Vec<(String, u32)> = Vec::new();
+        if let Some(init) = &plan.start_init {
+            to_start.push((init.clone(), plan.init_attempt));
+        }
+        to_start.extend(plan.start.iter().cloned());
+        if let (Some(sb), false) = (sandbox_id.clone(), to_start.is_empty()) {
+            let pod_ip = self
+                .cri
+                .pod_sandbox_status(&sb)
+                .await
+                .ok()
+                .and_then(|s| s.network.map(|n| n.ip));
+            for (name, attempt) in to_start {
+                if let Err((reason, message)) = self
+                    .start_container(
+                        &pod,
+                        &sb,
+                        &sandbox_config,
+                        &name,
+                        attempt,
+                        pod_ip.as_deref(),
+                    )
+                    .await
+                {
+                    tracing::info!(pod = %uid, container = %name, %reason, %message, "container not started");
+                    waiting.insert(name, (reason, message));
+                }
+            }
+        }
+        // Status from a fresh relist of this pod.
+        let fresh = cri_runtime::relist(&self.cri).await?;
+        let rt = fresh.get(uid).cloned();
+        self.state()
+            .waiting
+            .insert(uid.to_string(), waiting.clone());
+        self.report(&pod, rt.as_ref(), &waiting).await?;
+        Ok(false)
+    }
+
+    async fn start_container(
+        &self,
+        pod: &Pod,
+        sandbox: &str,
+        sandbox_config: &cri::api::PodSandboxConfig,
+        name: &str,
+        attempt: u32,
+        pod_ip: Option<&str>,
+    ) -> Result<(), (String, String)> {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let Some(c) = spec
+            .containers
+            .iter()
+            .chain(spec.init_containers.iter().flatten())
+            .find(|c| c.name == name)
+        else {
+            return Err((
+                "CreateContainerError".into(),
+                format!("no container {name} in the pod spec"),
+            ));
+        };
+        let image = c.image.clone().unwrap_or_default();
+        // Images: pull per imagePullPolicy.
+        let policy = c
+            .image_pull_policy
+            .clone()
+            .unwrap_or_else(|| "IfNotPresent".into());
+        let present = self
+            .cri
+            .image_status(&image)
+            .await
+            .map_err(|e| ("ErrImagePull".to_string(), e.to_string()))?
+            .is_some();
+        if policy == "Never" && !present {
+            return Err((
+                "ErrImageNeverPull".into(),
+                format!("Container image \"{image}\" is not present with pull policy of Never"),
+            ));
+        }
+        if (policy == "Always" || !present)
+            && let Err(e) = self
+                .cri
+                .pull_image(&image, Some(sandbox_config.clone()))
+                .await
+        {
+            return Err((
+                "ErrImagePull".into(),
+                format!("failed to pull image \"{image}\": {e}"),
+            ));
+        }
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let config_maps = self.lookup::<ConfigMap>(&ns).await;
+        let secrets = self.lookup::<Secret>(&ns).await;
+        let services = self.services(&ns).await;
+        let allocatable = BTreeMap::new();
+        let cm = |n: &str| {
+            config_maps
+                .get(n)
+                .map(|c| c.data.clone().unwrap_or_default())
+        };
+        let sec = |n: &str| {
+            secrets.get(n).map(|s| {
+                s.data
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+                    .collect()
+            })
+        };
+        let env = env::container_env(
+            pod,
+            c,
+            &self.cfg.node.name,
+            &self.cfg.node.node_ip,
+            pod_ip,
+            &allocatable,
+            &cm,
+            &sec,
+            &services,
+        )
+        .map_err(|e| ("CreateContainerConfigError".to_string(), e.to_string()))?;
+        let command = env::expand_all(&c.command.clone().unwrap_or_default(), &env);
+        let args = env::expand_all(&c.args.clone().unwrap_or_default(), &env);
+        let config = cri_runtime::container_config(pod, c, attempt, env, command, args);
+        let id = self
+            .cri
+            .create_container(sandbox, config, sandbox_config.clone())
+            .await
+            .map_err(|e| ("CreateContainerError".to_string(), e.to_string()))?;
+        self.cri
+            .start_container(&id)
+            .await
+            .map_err(|e| ("RunContainerError".to_string(), e.to_string()))?;
+        Ok(())
+    }
+
+    async fn lookup<K>(&self, ns: &str) -> HashMap<String, K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), ns);
+        match api.list(&ListParams::default()).await {
+            Ok(list) => list
+                .items
+                .into_iter()
+                .map(|o| (o.meta().name.clone().unwrap_or_default(), o))
+                .collect(),
+            Err(_) => HashMap::new(),
+        }
+    }
+
+    async fn services(&self, ns: &str) -> Vec<Service> {
+        let mut out: Vec<Service> = self.lookup::<Service>(ns).await.into_values().collect();
+        if ns != "default"
+            && let Some(k) = self.lookup::<Service>("default").await.remove("kubernetes")
+        {
+            out.push(k);
+        }
+        out
+    }
+
+    async fn report(
+        &self,
+        pod: &Pod,
+        rt: Option<&PodRuntime>,
+        waiting: &BTreeMap<String, (String, String)>,
+    ) -> Result<(), kube::Error> {
+        let new = status::pod_status(
+            pod,
+            rt,
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            waiting,
+            &self.cfg.node.node_ip,
+            Timestamp::now(),
+        );
+        let old = pod.status.clone().unwrap_or_default();
+        if !status::status_changed(&old, &new) {
+            return Ok(());
+        }
+        let api: Api<Pod> = Api::namespaced(
+            self.client.clone(),
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+        );
+        let patch = serde_json::json!({ "status": new });
+        api.patch_status(
+            pod.metadata.name.as_deref().unwrap_or(""),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn kill_pod(&self, rt: &PodRuntime, grace: i64) -> cri::Result<()> {
+        let running: Vec<_> = rt
+            .containers
+            .iter()
+            .filter(|c| c.state != ContainerState::Exited)
+            .collect();
+        let stops = running
+            .iter()
+            .map(|c| self.cri.stop_container(&c.id, grace));
+        for r in futures_util::future::join_all(stops).await {
+            r?;
+        }
+        for s in rt
+            .sandboxes
+            .iter()
+            .filter(|s| s.state == SandboxState::Ready)
+        {
+            self.cri.stop_pod_sandbox(&s.id).await?;
+        }
+        Ok(())
+    }
+
+    async fn remove_pod(&self, rt: &PodRuntime) -> cri::Result<()> {
+        for s in &rt.sandboxes {
+            self.cri.stop_pod_sandbox(&s.id).await?;
+            self.cri.remove_pod_sandbox(&s.id).await?;
+        }
+        remove_cgroup(&format!("{}/pod{}", self.cfg.cgroup_root, rt.uid));
+        Ok(())
+    }
+
+    /// Graceful termination: stop everything within the grace period, remove the sandbox,
+    /// then finish the API deletion.
+    async fn terminate(
+        &self,
+        pod: &Pod,
+        rt: Option<&PodRuntime>,
+    ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+        let grace = pod
+            .metadata
+            .deletion_grace_period_seconds
+            .unwrap_or_else(|| grace(pod));
+        if let Some(rt) = rt {
+            self.kill_pod(rt, grace).await?;
+            self.remove_pod(rt).await?;
+        }
+        let api: Api<Pod> = Api::namespaced(
+            self.client.clone(),
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+        );
+        let dp = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: pod.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match api
+            .delete(pod.metadata.name.as_deref().unwrap_or(""), &dp)
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+        Ok(true)
+    }
+}
+
+fn grace(pod: &Pod) -> i64 {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.termination_grace_period_seconds)
+        .unwrap_or(30)
+}
+
+/// Removes an empty pod cgroup in every hierarchy (the runtime removes the containers').
+fn remove_cgroup(relative: &str) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    for line in info.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        if !matches!(right.split(' ').next(), Some("cgroup" | "cgroup2")) {
+            continue;
+        }
+        if let Some(point) = left.split(' ').nth(4) {
+            let dir = std::path::Path::new(point).join(relative.trim_start_matches('/'));
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Runs the kubelet until the future is dropped.
+pub async fn run(
+    client: kube::Client,
+    cfg: Config,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let cri = cri::Client::new(&cfg.runtime_endpoint)?;
+    let version = cri.wait_ready(Duration::from_secs(30)).await?;
+    let facts = node::Facts::read(
+        &cfg.node.root_dir,
+        &format!("{}://{}", version.runtime_name, version.runtime_version),
+    );
+    node::register(&client, &cfg.node).await?;
+    let node_name = cfg.node.name.clone();
+    let kubelet = Arc::new(Kubelet {
+        client: client.clone(),
+        cri,
+        cfg: cfg.clone(),
+        state: Mutex::new(State::default()),
+    });
+    tokio::spawn(node::heartbeat(client.clone(), cfg.node.clone(), facts));
+
+    // Pods bound to this node.
+    let k = Arc::clone(&kubelet);
+    let pods: Api<Pod> = Api::all(client.clone());
+    let watch = watcher(
+        pods,
+        watcher::Config::default().fields(&format!("spec.nodeName={node_name}")),
+    );
+    tokio::spawn(async move {
+        let mut stream = watch.boxed();
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(watcher::Event::Apply(p)) | Ok(watcher::Event::InitApply(p)) => {
+                    let id = uid(&p);
+                    k.state().desired.insert(id.clone(), p);
+                    k.poke(&id);
+                }
+                Ok(watcher::Event::Delete(p)) => {
+                    let id = uid(&p);
+                    k.state().desired.remove(&id);
+                    k.poke(&id);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "pod watch");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+
+    // PLEG: relist, diff, wake the workers of the pods that changed (and orphans).
+    let mut ticker = tokio::time::interval(kubelet.cfg.relist_period);
+    loop {
+        ticker.tick().await;
+        let new = match cri_runtime::relist(&kubelet.cri).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "relist failed");
+                continue;
+            }
+        };
+        let (changed, orphans) = {
+            let mut st = kubelet.state();
+            let events = pleg::relist_diff(&st.relist, &new);
+            for (id, rt) in &new {
+                st.backoff.record_exits(id, rt);
+            }
+            let orphans: Vec<String> = new
+                .keys()
+                .filter(|id| !st.desired.contains_key(*id))
+                .cloned()
+                .collect();
+            st.relist = new;
+            (pleg::pods_with_events(&events), orphans)
+        };
+        for id in changed.iter().chain(orphans.iter()) {
+            kubelet.poke(id);
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! The kubelet with a real containerd (a `TestNode`) and a real apiserver: pods bound to the
+//! node run, report status, fail with their exit code, and are torn down on deletion.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::json;
+use tests::apiserver::TestApiserver;
+
+async fn eventually<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_run_report_status_and_terminate() {
+    tests::require_root();
+    let node = tests::node::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestApiserver::start_in(dir.path(), 0).unwrap();
+    let client = server.client().await.unwrap();
+    let cfg = kubelet::run::Config {
+        node: kubelet::node::NodeConfig {
+            name: node.name().to_string(),
+            node_ip: "127.0.0.1".into(),
+            labels: Default::default(),
+            taints: Vec::new(),
+            max_pods: 110,
+            root_dir: node.dir().to_path_buf(),
+            port: 10250,
+        },
+        runtime_endpoint: format!("unix://{}", node.socket().display()),
+        log_root: node.dir().join("pods"),
+        cgroup_root: format!("/{}", node.name()),
+        relist_period: Duration::from_millis(500),
+    };
+    let k = tokio::spawn(kubelet::run::run(client.clone(), cfg));
+
+    // The node registers with its capacity and runtime.
+    let nodes: Api<Node> = Api::all(client.clone());
+    let n = eventually("node registered", 20, || async {
+        nodes
+            .get_opt(node.name())
+            .await
+            .unwrap()
+            .filter(|n| n.status.is_some())
+    })
+    .await;
+    let info = n.status.unwrap().node_info.unwrap();
+    assert!(
+        info.container_runtime_version.starts_with("containerd://"),
+        "{info:?}"
+    );
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    let pod = |name: &str, script: &str, policy: &str| -> Pod {
+        serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"nodeName": node.name(), "restartPolicy": policy,
+            "terminationGracePeriodSeconds": 2,
+            "containers": [{"name": "main", "image": "busybox:latest", "imagePullPolicy": "IfNotPresent",
+                            "command": ["sh", "-c", script], "env": [{"name": "GREETING", "value": "hi $(POD)"}, {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]}]}}))
+        .unwrap()
+    };
+    pods.create(
+        &PostParams::default(),
+        &pod("sleeper", "exec sleep 3600", "Always"),
+    )
+    .await
+    .unwrap();
+    pods.create(&PostParams::default(), &pod("failer", "exit 3", "Never"))
+        .await
+        .unwrap();
+
+    let running = eventually("sleeper Running", 60, || async {
+        let p = pods.get("sleeper").await.unwrap();
+        let st = p.status?;
+        (st.phase.as_deref() == Some("Running") && st.pod_ip.is_some()).then_some(st)
+    })
+    .await;
+    assert!(running.pod_ip.unwrap().starts_with("10.88.0."));
+    let cs = &running.container_statuses.unwrap()[0];
+    assert!(cs.state.as_ref().unwrap().running.is_some(), "{cs:?}");
+    assert!(
+        cs.container_id
+            .as_deref()
+            .unwrap()
+            .starts_with("containerd://")
+    );
+    assert!(cs.ready);
+    let ready = running
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .unwrap();
+    assert_eq!(ready.status, "True");
+
+    let failed = eventually("failer Failed", 60, || async {
+        let p = pods.get("failer").await.unwrap();
+        let st = p.status?;
+        (st.phase.as_deref() == Some("Failed")).then_some(st)
+    })
+    .await;
+    let term = failed.container_statuses.unwrap()[0]
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!((term.exit_code, term.reason.as_deref()), (3, Some("Error")));
+
+    // Graceful deletion: the kubelet stops the pod and finishes the API deletion.
+    pods.delete("sleeper", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("sleeper gone from the API", 60, || async {
+        pods.get_opt("sleeper")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    let left = node.cri().list_pod_sandbox(None).await.unwrap();
+    assert!(
+        left.iter()
+            .all(|s| s.labels.get("io.kubernetes.pod.name").map(String::as_str) != Some("sleeper")),
+        "{left:?}"
+    );
+
+    k.abort();
+    drop(client);
+    server.stop();
+    node.stop().await.unwrap();
+}
