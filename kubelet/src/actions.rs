@@ -1,1 +1,0 @@
-//! actions (in progress)
