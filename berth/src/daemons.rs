@@ -185,3 +185,124 @@ mod tests {
         assert!(parse_duration("5d").is_err());
     }
 }
+
+#[derive(Debug, clap::Args)]
+pub struct KubeletArgs {
+    /// kubeconfig with the API server address and the node's credentials.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// CRI endpoint of the container runtime.
+    #[arg(long, default_value = "unix:///run/containerd/containerd.sock")]
+    container_runtime_endpoint: String,
+    /// Node name (default: the host name).
+    #[arg(long)]
+    hostname_override: Option<String>,
+    /// The node's address, reported as its InternalIP.
+    #[arg(long, default_value = "127.0.0.1")]
+    node_ip: String,
+    /// Directory for kubelet files (its filesystem is the node's ephemeral storage).
+    #[arg(long, default_value = "/var/lib/kubelet")]
+    root_dir: PathBuf,
+    /// Directory for container logs.
+    #[arg(long, default_value = "/var/log/pods")]
+    pod_log_dir: PathBuf,
+    /// Cgroup under which pod cgroups are created.
+    #[arg(long, default_value = "/kubepods")]
+    cgroup_root: String,
+    /// Pods this node accepts.
+    #[arg(long, default_value_t = 110)]
+    max_pods: u32,
+    /// Labels to register the node with: key=value,...
+    #[arg(long, value_delimiter = ',')]
+    node_labels: Vec<String>,
+    /// Taints to register the node with: key=value:Effect,...
+    #[arg(long, value_delimiter = ',')]
+    register_with_taints: Vec<String>,
+    /// Port the kubelet reports as its endpoint.
+    #[arg(long, default_value_t = 10250)]
+    port: u16,
+}
+
+fn parse_taint(s: &str) -> anyhow::Result<k8s_openapi::api::core::v1::Taint> {
+    let (kv, effect) = s
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("taint {s:?}: expected key[=value]:Effect"))?;
+    anyhow::ensure!(
+        matches!(effect, "NoSchedule" | "PreferNoSchedule" | "NoExecute"),
+        "taint {s:?}: effect must be NoSchedule, PreferNoSchedule or NoExecute"
+    );
+    let (key, value) = kv
+        .split_once('=')
+        .map(|(k, v)| (k, Some(v.to_string())))
+        .unwrap_or((kv, None));
+    Ok(k8s_openapi::api::core::v1::Taint {
+        key: key.into(),
+        value,
+        effect: effect.into(),
+        time_added: None,
+    })
+}
+
+pub fn kubelet(args: KubeletArgs) -> anyhow::Result<()> {
+    let name = match args.hostname_override {
+        Some(n) => n,
+        None => std::fs::read_to_string("/proc/sys/kernel/hostname")?
+            .trim()
+            .to_lowercase(),
+    };
+    let mut labels = std::collections::BTreeMap::new();
+    for l in &args.node_labels {
+        let (k, v) = l
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--node-labels {l:?}: expected key=value"))?;
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let taints = args
+        .register_with_taints
+        .iter()
+        .map(|t| parse_taint(t))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    std::fs::create_dir_all(&args.root_dir)
+        .with_context(|| format!("creating {}", args.root_dir.display()))?;
+    let cfg = kubelet::run::Config {
+        node: kubelet::node::NodeConfig {
+            name,
+            node_ip: args.node_ip,
+            labels,
+            taints,
+            max_pods: args.max_pods,
+            root_dir: args.root_dir,
+            port: args.port,
+        },
+        runtime_endpoint: args.container_runtime_endpoint,
+        log_root: args.pod_log_dir,
+        cgroup_root: args.cgroup_root,
+        relist_period: std::time::Duration::from_secs(1),
+    };
+    crate::runtime()?.block_on(async move {
+        let client = daemon::client(args.kubeconfig.as_deref())
+            .await
+            .context("building the API client")?;
+        tokio::select! {
+            r = kubelet::run::run(client, cfg) => r.map_err(|e| anyhow::anyhow!(e)),
+            _ = daemon::shutdown_signal() => Ok(()),
+        }
+    })
+}
+
+#[cfg(test)]
+mod kubelet_tests {
+    use super::*;
+
+    #[test]
+    fn taints_parse() {
+        let t = parse_taint("dedicated=gpu:NoSchedule").unwrap();
+        assert_eq!(
+            (t.key.as_str(), t.value.as_deref(), t.effect.as_str()),
+            ("dedicated", Some("gpu"), "NoSchedule")
+        );
+        assert!(parse_taint("x:Sometimes").is_err());
+        assert!(parse_taint("novalue").is_err());
+        assert_eq!(parse_taint("k:NoExecute").unwrap().value, None);
+    }
+}

@@ -24,6 +24,8 @@ enum Command {
     /// Run the control loops (endpointslices, replicasets, deployments, node lifecycle and
     /// IPAM, service accounts).
     ControllerManager(daemons::ControllerManagerArgs),
+    /// Run the pods bound to this node through a CRI runtime and report node and pod status.
+    Kubelet(daemons::KubeletArgs),
     /// Assign pods to nodes (filters, scores, back-off, events).
     Scheduler(daemons::SchedulerArgs),
     /// Build local OCI images and import them into containerd (no registry needed).
@@ -45,6 +47,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Apiserver(args) => apiserver::run(args),
         Command::Image(cmd) => image::run(cmd),
+        Command::Kubelet(args) => daemons::kubelet(args),
         Command::Scheduler(args) => daemons::scheduler(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::ControllerManager(args) => daemons::controller_manager(args),
