@@ -50,6 +50,14 @@ struct Kubelet {
     cri: cri::Client,
     cfg: Config,
     state: Mutex<State>,
+    events: daemon::events::Recorder,
+}
+
+/// The event reference of container `name` in `pod` (`spec.containers{name}`).
+fn container_ref(pod: &Pod, name: &str) -> k8s_openapi::api::core::v1::ObjectReference {
+    let mut r = daemon::events::reference(pod);
+    r.field_path = Some(format!("spec.containers{{{name}}}"));
+    r
 }
 
 fn uid(pod: &Pod) -> String {
@@ -129,6 +137,18 @@ impl Kubelet {
         let mut waiting: BTreeMap<String, (String, String)> = BTreeMap::new();
         for (name, reason) in &plan.waiting_reason {
             let msg = plan.waiting_message.get(name).cloned().unwrap_or_default();
+            if reason == actions::CRASH_LOOP_BACK_OFF {
+                let pod_name = pod.metadata.name.as_deref().unwrap_or("");
+                let text = format!("Back-off restarting failed container {name} in pod {pod_name}");
+                self.events
+                    .record(
+                        &container_ref(&pod, name),
+                        daemon::events::WARNING,
+                        "BackOff",
+                        &text,
+                    )
+                    .await;
+            }
             waiting.insert(name.clone(), (reason.clone(), msg));
         }
         if plan.kill_pod
@@ -138,6 +158,20 @@ impl Kubelet {
         }
         for (id, reason) in &plan.kill {
             tracing::info!(pod = %uid, container = %id, %reason, "killing container");
+            let name = rt
+                .as_ref()
+                .and_then(|r| r.containers.iter().find(|c| c.id == *id))
+                .map(|c| c.name.clone())
+                .unwrap_or_default();
+            let text = format!("Stopping container {name}");
+            self.events
+                .record(
+                    &container_ref(&pod, &name),
+                    daemon::events::NORMAL,
+                    "Killing",
+                    &text,
+                )
+                .await;
             self.cri.stop_container(id, grace(&pod)).await?;
         }
         let mut sandbox_id = plan.sandbox_id.clone();
@@ -234,16 +268,25 @@ impl Kubelet {
                 format!("Container image \"{image}\" is not present with pull policy of Never"),
             ));
         }
-        if (policy == "Always" || !present)
-            && let Err(e) = self
+        let cref = container_ref(pod, name);
+        use daemon::events::{NORMAL, WARNING};
+        if policy == "Always" || !present {
+            let msg = format!("Pulling image \"{image}\"");
+            self.events.record(&cref, NORMAL, "Pulling", &msg).await;
+            let pulled = self
                 .cri
                 .pull_image(&image, Some(sandbox_config.clone()))
-                .await
-        {
-            return Err((
-                "ErrImagePull".into(),
-                format!("failed to pull image \"{image}\": {e}"),
-            ));
+                .await;
+            if let Err(e) = pulled {
+                let msg = format!("Failed to pull image \"{image}\": {e}");
+                self.events.record(&cref, WARNING, "Failed", &msg).await;
+                return Err(("ErrImagePull".into(), msg));
+            }
+            let msg = format!("Successfully pulled image \"{image}\"");
+            self.events.record(&cref, NORMAL, "Pulled", &msg).await;
+        } else {
+            let msg = format!("Container image \"{image}\" already present on machine");
+            self.events.record(&cref, NORMAL, "Pulled", &msg).await;
         }
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
         let config_maps = self.lookup::<ConfigMap>(&ns).await;
@@ -276,19 +319,54 @@ impl Kubelet {
             &sec,
             &services,
         )
-        .map_err(|e| ("CreateContainerConfigError".to_string(), e.to_string()))?;
+        .map_err(|e| ("CreateContainerConfigError".to_string(), e.to_string()));
+        let env = match env {
+            Ok(env) => env,
+            Err(e) => {
+                self.events
+                    .record(&cref, WARNING, "Failed", &format!("Error: {}", e.1))
+                    .await;
+                return Err(e);
+            }
+        };
         let command = env::expand_all(&c.command.clone().unwrap_or_default(), &env);
         let args = env::expand_all(&c.args.clone().unwrap_or_default(), &env);
         let config = cri_runtime::container_config(pod, c, attempt, env, command, args);
-        let id = self
+        let id = match self
             .cri
             .create_container(sandbox, config, sandbox_config.clone())
             .await
-            .map_err(|e| ("CreateContainerError".to_string(), e.to_string()))?;
-        self.cri
-            .start_container(&id)
-            .await
-            .map_err(|e| ("RunContainerError".to_string(), e.to_string()))?;
+        {
+            Ok(id) => id,
+            Err(e) => {
+                self.events
+                    .record(&cref, WARNING, "Failed", &format!("Error: {e}"))
+                    .await;
+                return Err(("CreateContainerError".to_string(), e.to_string()));
+            }
+        };
+        self.events
+            .record(
+                &cref,
+                NORMAL,
+                "Created",
+                &format!("Created container {name}"),
+            )
+            .await;
+        if let Err(e) = self.cri.start_container(&id).await {
+            self.events
+                .record(&cref, WARNING, "Failed", &format!("Error: {e}"))
+                .await;
+            return Err(("RunContainerError".to_string(), e.to_string()));
+        }
+        self.events
+            .record(
+                &cref,
+                NORMAL,
+                "Started",
+                &format!("Started container {name}"),
+            )
+            .await;
         Ok(())
     }
 
@@ -467,6 +545,7 @@ pub async fn run(
         cri,
         cfg: cfg.clone(),
         state: Mutex::new(State::default()),
+        events: daemon::events::Recorder::new(client.clone(), "kubelet", Some(&node_name)),
     });
     tokio::spawn(node::heartbeat(client.clone(), cfg.node.clone(), facts));
 

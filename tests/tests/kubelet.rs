@@ -50,7 +50,7 @@ async fn pods_run_report_status_and_terminate() {
         cgroup_root: format!("/{}", node.name()),
         relist_period: Duration::from_millis(500),
     };
-    let k = tokio::spawn(kubelet::run::run(client.clone(), cfg));
+    let k = tokio::spawn(kubelet::run::run(client.clone(), cfg.clone()));
 
     // The node registers with its capacity and runtime.
     let nodes: Api<Node> = Api::all(client.clone());
@@ -123,6 +123,75 @@ async fn pods_run_report_status_and_terminate() {
         .terminated
         .unwrap();
     assert_eq!((term.exit_code, term.reason.as_deref()), (3, Some("Error")));
+
+    // Events tell the story.
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
+    let reasons: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some("sleeper"))
+        .filter_map(|e| e.reason)
+        .collect();
+    for r in ["Pulled", "Created", "Started"] {
+        assert!(reasons.iter().any(|x| x == r), "{r} missing in {reasons:?}");
+    }
+
+    // A crashing container restarts and then backs off; a missing image fails to pull.
+    pods.create(&PostParams::default(), &pod("crasher", "exit 1", "Always"))
+        .await
+        .unwrap();
+    let mut missing = pod("pullfail", "true", "Always");
+    missing.spec.as_mut().unwrap().containers[0].image = Some("docker.io/library/nope:1".into());
+    pods.create(&PostParams::default(), &missing).await.unwrap();
+    let waiting = eventually("CrashLoopBackOff", 60, || async {
+        let st = pods.get("crasher").await.unwrap().status?;
+        let cs = st.container_statuses?.into_iter().next()?;
+        let w = cs.state?.waiting?;
+        (w.reason.as_deref() == Some("CrashLoopBackOff") && cs.restart_count >= 1).then_some(w)
+    })
+    .await;
+    let msg = waiting.message.unwrap_or_default();
+    assert!(
+        msg.starts_with("back-off ")
+            && msg.contains("restarting failed container=main pod=crasher_default"),
+        "{msg}"
+    );
+    eventually("ErrImagePull", 60, || async {
+        let st = pods.get("pullfail").await.unwrap().status?;
+        let w = st.container_statuses?.into_iter().next()?.state?.waiting?;
+        (w.reason.as_deref() == Some("ErrImagePull")).then_some(())
+    })
+    .await;
+
+    // A kubelet restart adopts the running containers and restarts none of them.
+    let before = pods
+        .get("sleeper")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .container_statuses
+        .unwrap()[0]
+        .clone();
+    k.abort();
+    let _ = k.await;
+    let k = tokio::spawn(kubelet::run::run(client.clone(), cfg.clone()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = pods
+        .get("sleeper")
+        .await
+        .unwrap()
+        .status
+        .unwrap()
+        .container_statuses
+        .unwrap()[0]
+        .clone();
+    assert_eq!(before.container_id, after.container_id);
+    assert_eq!(after.restart_count, 0);
+    assert!(after.state.unwrap().running.is_some());
 
     // Graceful deletion: the kubelet stops the pod and finishes the API deletion.
     pods.delete("sleeper", &DeleteParams::default())
