@@ -218,9 +218,22 @@ pub struct KubeletArgs {
     /// Taints to register the node with: key=value:Effect,...
     #[arg(long, value_delimiter = ',')]
     register_with_taints: Vec<String>,
-    /// Port the kubelet reports as its endpoint.
+    /// Port of the kubelet server (logs for `kubectl logs`).
     #[arg(long, default_value_t = 10250)]
     port: u16,
+    /// Address the kubelet server listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    address: std::net::IpAddr,
+    /// Serving certificate of the kubelet server (signed by the cluster CA). Without it the
+    /// server does not run.
+    #[arg(long, requires_all = ["tls_private_key_file", "client_ca_file"])]
+    tls_cert_file: Option<PathBuf>,
+    /// Key of --tls-cert-file.
+    #[arg(long)]
+    tls_private_key_file: Option<PathBuf>,
+    /// CA that signs the certificates of clients allowed to call the kubelet (the apiserver).
+    #[arg(long)]
+    client_ca_file: Option<PathBuf>,
 }
 
 fn parse_taint(s: &str) -> anyhow::Result<k8s_openapi::api::core::v1::Taint> {
@@ -278,6 +291,21 @@ pub fn kubelet(args: KubeletArgs) -> anyhow::Result<()> {
         log_root: args.pod_log_dir,
         cgroup_root: args.cgroup_root,
         relist_period: std::time::Duration::from_secs(1),
+        server: match (
+            args.tls_cert_file,
+            args.tls_private_key_file,
+            args.client_ca_file,
+        ) {
+            (Some(cert), Some(key), Some(client_ca)) => Some((
+                args.address,
+                kubelet::server::TlsFiles {
+                    cert,
+                    key,
+                    client_ca,
+                },
+            )),
+            _ => None,
+        },
     };
     crate::runtime()?.block_on(async move {
         let client = daemon::client(args.kubeconfig.as_deref())

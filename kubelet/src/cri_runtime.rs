@@ -106,6 +106,35 @@ pub async fn relist(cri: &cri::Client) -> cri::Result<Relist> {
     Ok(out)
 }
 
+/// The PID namespace of a pod's containers: the node's, the pod's (shareProcessNamespace),
+/// or one per container (the default).
+fn pid_mode(spec: &k8s_openapi::api::core::v1::PodSpec) -> i32 {
+    if spec.host_pid.unwrap_or(false) {
+        api::NamespaceMode::Node as i32
+    } else if spec.share_process_namespace.unwrap_or(false) {
+        api::NamespaceMode::Pod as i32
+    } else {
+        api::NamespaceMode::Container as i32
+    }
+}
+
+/// The namespace options of a pod's sandbox and containers.
+fn namespace_options(spec: &k8s_openapi::api::core::v1::PodSpec) -> api::NamespaceOption {
+    let mode = |host: bool| {
+        if host {
+            api::NamespaceMode::Node as i32
+        } else {
+            api::NamespaceMode::Pod as i32
+        }
+    };
+    api::NamespaceOption {
+        network: mode(spec.host_network.unwrap_or(false)),
+        pid: pid_mode(spec),
+        ipc: mode(spec.host_ipc.unwrap_or(false)),
+        ..Default::default()
+    }
+}
+
 fn pod_labels(pod: &Pod) -> std::collections::HashMap<String, String> {
     let m = &pod.metadata;
     let mut l: std::collections::HashMap<String, String> =
@@ -167,7 +196,7 @@ pub fn sandbox_config(
             security_context: Some(api::LinuxSandboxSecurityContext {
                 namespace_options: Some(api::NamespaceOption {
                     network: namespace_mode(host_network),
-                    pid: namespace_mode(spec.host_pid.unwrap_or(false)),
+                    pid: pid_mode(&spec),
                     ipc: namespace_mode(spec.host_ipc.unwrap_or(false)),
                     ..Default::default()
                 }),
@@ -249,6 +278,10 @@ pub fn container_config(
         stdin: c.stdin.unwrap_or(false),
         tty: c.tty.unwrap_or(false),
         linux: Some(api::LinuxContainerConfig {
+            security_context: Some(api::LinuxContainerSecurityContext {
+                namespace_options: Some(namespace_options(&pod.spec.clone().unwrap_or_default())),
+                ..Default::default()
+            }),
             resources: Some(api::LinuxContainerResources {
                 cpu_shares: i64::try_from(shares).unwrap_or(2),
                 cpu_period: period,
@@ -256,7 +289,6 @@ pub fn container_config(
                 memory_limit_in_bytes: i64::try_from(memory_limit).unwrap_or(0),
                 ..Default::default()
             }),
-            ..Default::default()
         }),
         ..Default::default()
     }

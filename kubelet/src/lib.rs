@@ -12,6 +12,8 @@ pub mod cri_runtime;
 pub mod env;
 pub mod node;
 pub mod pleg;
+pub mod prober;
 pub mod run;
 pub mod runtime;
+pub mod server;
 pub mod status;

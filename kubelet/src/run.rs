@@ -33,6 +33,8 @@ pub struct Config {
     pub cgroup_root: String,
     /// PLEG relist period.
     pub relist_period: Duration,
+    /// Serve `/containerLogs` on `node.port` at this address with these certificates.
+    pub server: Option<(std::net::IpAddr, crate::server::TlsFiles)>,
 }
 
 #[derive(Default)]
@@ -114,10 +116,10 @@ impl Kubelet {
         self: &Arc<Self>,
         uid: &str,
     ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
-        let (pod, rt) = {
-            let st = self.state();
-            (st.desired.get(uid).cloned(), st.relist.get(uid).cloned())
-        };
+        // Act on the runtime's current state, never on a relist older than our own last
+        // actions (that would start a container twice).
+        let rt = cri_runtime::relist(&self.cri).await?.remove(uid);
+        let pod = self.state().desired.get(uid).cloned();
         let Some(pod) = pod else {
             // Not (or no longer) bound here: an orphan. Remove everything.
             if let Some(rt) = rt {
@@ -501,6 +503,38 @@ impl Kubelet {
     }
 }
 
+impl crate::server::PodSource for Kubelet {
+    fn pods(&self) -> Vec<Pod> {
+        self.state().desired.values().cloned().collect()
+    }
+
+    fn running(&self, uid: &str, name: &str) -> bool {
+        self.state().relist.get(uid).is_some_and(|rt| {
+            rt.containers
+                .iter()
+                .any(|c| c.name == name && c.state == ContainerState::Running)
+        })
+    }
+
+    fn attempts(&self, uid: &str, name: &str) -> Vec<u32> {
+        let st = self.state();
+        let mut a: Vec<u32> = st
+            .relist
+            .get(uid)
+            .map(|rt| {
+                rt.containers
+                    .iter()
+                    .filter(|c| c.name == name)
+                    .map(|c| c.attempt)
+                    .collect()
+            })
+            .unwrap_or_default();
+        a.sort_unstable_by(|x, y| y.cmp(x));
+        a.dedup();
+        a
+    }
+}
+
 fn grace(pod: &Pod) -> i64 {
     pod.spec
         .as_ref()
@@ -530,7 +564,7 @@ fn remove_cgroup(relative: &str) {
 /// Runs the kubelet until the future is dropped.
 pub async fn run(
     client: kube::Client,
-    cfg: Config,
+    mut cfg: Config,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let cri = cri::Client::new(&cfg.runtime_endpoint)?;
     let version = cri.wait_ready(Duration::from_secs(30)).await?;
@@ -538,7 +572,6 @@ pub async fn run(
         &cfg.node.root_dir,
         &format!("{}://{}", version.runtime_name, version.runtime_version),
     );
-    node::register(&client, &cfg.node).await?;
     let node_name = cfg.node.name.clone();
     let kubelet = Arc::new(Kubelet {
         client: client.clone(),
@@ -547,6 +580,19 @@ pub async fn run(
         state: Mutex::new(State::default()),
         events: daemon::events::Recorder::new(client.clone(), "kubelet", Some(&node_name)),
     });
+    if let Some((address, tls)) = &cfg.server {
+        let source: Arc<dyn crate::server::PodSource> = kubelet.clone();
+        let bound = crate::server::serve(
+            std::net::SocketAddr::new(*address, cfg.node.port),
+            tls,
+            cfg.log_root.clone(),
+            source,
+        )
+        .await?;
+        // Port 0 picks a free port: report the one bound.
+        cfg.node.port = bound.port();
+    }
+    node::register(&client, &cfg.node).await?;
     tokio::spawn(node::heartbeat(client.clone(), cfg.node.clone(), facts));
 
     // Pods bound to this node.

@@ -28,6 +28,31 @@ where
     }
 }
 
+/// A kubelet serving certificate from the apiserver's CA (as `berth up` will issue).
+fn serving_cert(dir: &std::path::Path) -> kubelet::server::TlsFiles {
+    let ca = apiserver::certs::Ca::from_pem(
+        &std::fs::read_to_string(dir.join("ca.crt")).unwrap(),
+        &std::fs::read_to_string(dir.join("ca.key")).unwrap(),
+    )
+    .unwrap();
+    let (cert, key) = ca
+        .sign(
+            "kubelet",
+            &["system:nodes"],
+            true,
+            &["localhost".into()],
+            &["127.0.0.1".parse().unwrap()],
+        )
+        .unwrap();
+    std::fs::write(dir.join("kubelet.crt"), cert).unwrap();
+    std::fs::write(dir.join("kubelet.key"), key).unwrap();
+    kubelet::server::TlsFiles {
+        cert: dir.join("kubelet.crt"),
+        key: dir.join("kubelet.key"),
+        client_ca: dir.join("ca.crt"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pods_run_report_status_and_terminate() {
     tests::require_root();
@@ -49,6 +74,7 @@ async fn pods_run_report_status_and_terminate() {
         log_root: node.dir().join("pods"),
         cgroup_root: format!("/{}", node.name()),
         relist_period: Duration::from_millis(500),
+        server: Some(("127.0.0.1".parse().unwrap(), serving_cert(dir.path()))),
     };
     let k = tokio::spawn(kubelet::run::run(client.clone(), cfg.clone()));
 
@@ -124,6 +150,7 @@ async fn pods_run_report_status_and_terminate() {
         .unwrap();
     assert_eq!((term.exit_code, term.reason.as_deref()), (3, Some("Error")));
 
+    // kubectl logs goes apiserver -> kubelet server -> the CRI log file; env was expanded.
     // Events tell the story.
     let events: Api<k8s_openapi::api::core::v1::Event> = Api::namespaced(client.clone(), "default");
     let reasons: Vec<String> = events
