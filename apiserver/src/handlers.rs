@@ -1028,7 +1028,7 @@ impl Api {
         let sub = req.target.subresource.as_deref();
         let dry_run = req.query.get("dryRun").is_some_and(|d| d == "All");
         // Retry on a concurrent write unless the patch pins a resourceVersion itself.
-        for _ in 0..8 {
+        for _ in 0..32 {
             let (kv, old) = self.read(r, req.target.namespace.as_deref(), name).await?;
             let base = if sub == Some("scale") {
                 scale_of(r, &old)?
@@ -1205,7 +1205,7 @@ impl Api {
         let r = req.target.resource;
         let opts = delete_options(req)?;
         let ns = req.target.namespace.as_deref();
-        for _ in 0..8 {
+        for _ in 0..32 {
             let (kv, old) = self.read(r, ns, name).await?;
             match self.delete_one(r, &kv, &old, &opts).await {
                 Err(e) if e.reason == "Conflict" && opts.precondition_rv.is_none() => continue,

@@ -457,16 +457,19 @@ async fn sync_replicaset(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube:
         }
     }
     for p in &plan.delete {
-        if let Err(e) = ignore_gone(pods_api.delete(p, &DeleteParams::default()).await.map(drop)) {
-            if let Some(x) = ctx
-                .exp
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_mut(key)
-            {
-                x.deletion_observed(p);
-            }
-            return Err(e);
+        // A delete that did not happen (the pod is gone already, or the write lost a race)
+        // will never be observed by the informer: lower the expectation now, or the
+        // ReplicaSet would wait for it until the expectations time out.
+        let outcome = pods_api.delete(p, &DeleteParams::default()).await;
+        let mut exp = ctx.exp.lock().unwrap_or_else(|p| p.into_inner());
+        if let (true, Some(x)) = (outcome.is_err(), exp.get_mut(key)) {
+            x.deletion_observed(p);
+        }
+        drop(exp);
+        match outcome {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e),
         }
     }
     if rs.status.as_ref() != Some(&plan.status) {

@@ -139,7 +139,7 @@ async fn deployments_scale_heal_roll_and_survive_a_node_loss() {
         .create(&PostParams::default(), &deployment(1, "busybox:1.35"))
         .await
         .unwrap();
-    eventually("1 pod", 20, || async {
+    eventually("1 pod", 40, || async {
         (running(&pods).await.len() == 1).then_some(())
     })
     .await;
@@ -151,7 +151,7 @@ async fn deployments_scale_heal_roll_and_survive_a_node_loss() {
         )
         .await
         .unwrap();
-    let five = eventually("5 pods", 20, || async {
+    let five = eventually("5 pods", 40, || async {
         let r = running(&pods).await;
         (r.len() == 5).then_some(r)
     })
@@ -172,7 +172,7 @@ async fn deployments_scale_heal_roll_and_survive_a_node_loss() {
         )
         .await
         .unwrap();
-    eventually("2 pods", 20, || async {
+    eventually("2 pods", 40, || async {
         (running(&pods).await.len() == 2).then_some(())
     })
     .await;
@@ -182,7 +182,7 @@ async fn deployments_scale_heal_roll_and_survive_a_node_loss() {
     pods.delete(&victim, &DeleteParams::default().grace_period(0))
         .await
         .unwrap();
-    eventually("a replacement", 20, || async {
+    eventually("a replacement", 40, || async {
         let r = running(&pods).await;
         (r.len() == 2 && r.iter().all(|(n, _)| *n != victim)).then_some(())
     })
@@ -193,7 +193,7 @@ async fn deployments_scale_heal_roll_and_survive_a_node_loss() {
     let svc: Service = serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}})).unwrap();
     svcs.create(&PostParams::default(), &svc).await.unwrap();
     let slices: Api<EndpointSlice> = Api::namespaced(c.client.clone(), "default");
-    eventually("endpoints for 2 ready pods", 20, || async {
+    eventually("endpoints for 2 ready pods", 40, || async {
         let list = slices
             .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
             .await
@@ -219,7 +219,7 @@ async fn deployments_scale_heal_roll_and_survive_a_node_loss() {
     )
     .await
     .unwrap();
-    eventually("one endpoint not ready", 20, || async {
+    eventually("one endpoint not ready", 40, || async {
         let list = slices
             .list(&ListParams::default().labels("kubernetes.io/service-name=web"))
             .await
@@ -248,7 +248,7 @@ async fn deployments_scale_heal_roll_and_survive_a_node_loss() {
         )
         .await
         .unwrap();
-    eventually("3 available", 20, || async {
+    eventually("3 available", 40, || async {
         let d = deploys.get("web").await.unwrap();
         (d.status?.available_replicas == Some(3)).then_some(())
     })
@@ -343,7 +343,7 @@ async fn deployments_scale_heal_roll_and_survive_a_node_loss() {
         .map(|(p, _)| p)
         .collect();
     c.nodes.kill("n1");
-    eventually("n1 Ready=Unknown", 20, || async {
+    eventually("n1 Ready=Unknown", 40, || async {
         let n = nodes.get("n1").await.unwrap();
         let ready = n
             .status?
@@ -387,7 +387,7 @@ async fn daemonsets_garbage_collection_and_namespace_deletion() {
     .unwrap();
     dss.create(&PostParams::default(), &ds).await.unwrap();
     let pods: Api<Pod> = Api::namespaced(c.client.clone(), "default");
-    eventually("one agent per node", 20, || async {
+    eventually("one agent per node", 40, || async {
         let list = pods
             .list(&ListParams::default().labels("app=agent"))
             .await
@@ -408,7 +408,7 @@ async fn daemonsets_garbage_collection_and_namespace_deletion() {
         .create(&PostParams::default(), &deployment(2, "busybox"))
         .await
         .unwrap();
-    eventually("2 pods", 20, || async {
+    eventually("2 pods", 40, || async {
         (running(&pods).await.len() == 2).then_some(())
     })
     .await;
@@ -417,7 +417,7 @@ async fn daemonsets_garbage_collection_and_namespace_deletion() {
         .await
         .unwrap();
     let rss: Api<ReplicaSet> = Api::namespaced(c.client.clone(), "default");
-    eventually("ReplicaSets and pods collected", 20, || async {
+    eventually("ReplicaSets and pods collected", 40, || async {
         let rs_left = rss.list(&ListParams::default()).await.unwrap().items.len();
         let pods_left = pods
             .list(&ListParams::default().labels("app=web"))
@@ -434,7 +434,7 @@ async fn daemonsets_garbage_collection_and_namespace_deletion() {
         .create(&PostParams::default(), &deployment(1, "busybox"))
         .await
         .unwrap();
-    eventually("1 pod", 20, || async {
+    eventually("1 pod", 40, || async {
         (running(&pods).await.len() == 1).then_some(())
     })
     .await;
@@ -442,7 +442,7 @@ async fn daemonsets_garbage_collection_and_namespace_deletion() {
         .delete("web", &DeleteParams::orphan())
         .await
         .unwrap();
-    eventually("deployment gone, ReplicaSet orphaned", 20, || async {
+    eventually("deployment gone, ReplicaSet orphaned", 40, || async {
         let gone = deploys.get_opt("web").await.unwrap().is_none();
         let rs = rss.list(&ListParams::default()).await.unwrap().items;
         let orphaned = rs.len() == 1
@@ -471,7 +471,7 @@ async fn daemonsets_garbage_collection_and_namespace_deletion() {
     .await
     .unwrap();
     nss.delete("temp", &DeleteParams::default()).await.unwrap();
-    eventually("namespace temp gone", 20, || async {
+    eventually("namespace temp gone", 40, || async {
         nss.get_opt("temp").await.unwrap().is_none().then_some(())
     })
     .await;
