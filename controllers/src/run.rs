@@ -367,6 +367,45 @@ where
     }
 }
 
+/// Carries out adoption and release: `adopt` gets `owner` as its controller reference;
+/// `release` loses every reference to the owner's uid (with the read resourceVersion as a
+/// precondition, so a concurrent change is retried rather than overwritten).
+async fn claim<K>(
+    api: &Api<K>,
+    owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    objects: &[K],
+    adopt: &[String],
+    release: &[String],
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    for name in adopt {
+        let patch = serde_json::json!({ "metadata": { "ownerReferences": [owner] } });
+        ignore_gone(
+            api.patch(name, &PatchParams::default(), &Patch::Strategic(&patch))
+                .await
+                .map(drop),
+        )?;
+    }
+    for name in release {
+        if let Some(obj) = objects
+            .iter()
+            .find(|o| o.meta().name.as_deref() == Some(name))
+        {
+            let mut refs = obj.meta().owner_references.clone().unwrap_or_default();
+            refs.retain(|r| r.uid != owner.uid);
+            let patch = serde_json::json!({ "metadata": { "ownerReferences": refs, "resourceVersion": obj.meta().resource_version } });
+            ignore_gone(
+                api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(drop),
+            )?;
+        }
+    }
+    Ok(())
+}
+
 /// A merge patch turning status `old` into `new`: fields `new` drops are sent as null, so a
 /// count that went to zero (omitted when serialized) does not linger.
 fn status_patch<T: serde::Serialize>(old: Option<&T>, new: &T) -> serde_json::Value {
@@ -414,28 +453,7 @@ async fn sync_replicaset(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube:
     };
     let pods_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let owner = replicaset::controller_ref(&rs);
-    for p in &plan.adopt {
-        let patch = serde_json::json!({ "metadata": { "ownerReferences": [owner], "uid": null } });
-        ignore_gone(
-            pods_api
-                .patch(p, &PatchParams::default(), &Patch::Strategic(&patch))
-                .await
-                .map(drop),
-        )?;
-    }
-    for p in &plan.release {
-        if let Some(pod) = pods.iter().find(|x| x.name_any() == *p) {
-            let mut refs = pod.metadata.owner_references.clone().unwrap_or_default();
-            refs.retain(|r| Some(&r.uid) != rs.metadata.uid.as_ref());
-            let patch = serde_json::json!({ "metadata": { "ownerReferences": refs, "resourceVersion": pod.metadata.resource_version } });
-            ignore_gone(
-                pods_api
-                    .patch(p, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                    .map(drop),
-            )?;
-        }
-    }
+    claim(&pods_api, &owner, &pods, &plan.adopt, &plan.release).await?;
     if !plan.create.is_empty() || !plan.delete.is_empty() {
         let mut e = ctx.exp.lock().unwrap_or_else(|p| p.into_inner());
         let x = e.entry(key.to_string()).or_default();
@@ -508,28 +526,7 @@ async fn sync_deployment(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube:
     let plan = deployment::reconcile(&d, &rss, &pods, Timestamp::now());
     let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), ns);
     let owner = deployment::controller_ref(&d);
-    for r in &plan.adopt {
-        let patch = serde_json::json!({ "metadata": { "ownerReferences": [owner] } });
-        ignore_gone(
-            rs_api
-                .patch(r, &PatchParams::default(), &Patch::Strategic(&patch))
-                .await
-                .map(drop),
-        )?;
-    }
-    for r in &plan.release {
-        if let Some(x) = rss.iter().find(|x| x.name_any() == *r) {
-            let mut refs = x.metadata.owner_references.clone().unwrap_or_default();
-            refs.retain(|o| Some(&o.uid) != d.metadata.uid.as_ref());
-            let patch = serde_json::json!({ "metadata": { "ownerReferences": refs } });
-            ignore_gone(
-                rs_api
-                    .patch(r, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                    .map(drop),
-            )?;
-        }
-    }
+    claim(&rs_api, &owner, &rss, &plan.adopt, &plan.release).await?;
     if let Some(new_rs) = &plan.create_rs {
         match rs_api.create(&PostParams::default(), new_rs).await {
             Ok(_) => {}
@@ -927,26 +924,7 @@ async fn sync_daemonset(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::
     let plan = daemonset::reconcile(&ds, &nodes, &pods, Timestamp::now());
     let api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let owner = daemonset::controller_ref(&ds);
-    for p in &plan.adopt {
-        let patch = serde_json::json!({ "metadata": { "ownerReferences": [owner] } });
-        ignore_gone(
-            api.patch(p, &PatchParams::default(), &Patch::Strategic(&patch))
-                .await
-                .map(drop),
-        )?;
-    }
-    for p in &plan.release {
-        if let Some(pod) = pods.iter().find(|x| x.name_any() == *p) {
-            let mut refs = pod.metadata.owner_references.clone().unwrap_or_default();
-            refs.retain(|r| Some(&r.uid) != ds.metadata.uid.as_ref());
-            let patch = serde_json::json!({ "metadata": { "ownerReferences": refs } });
-            ignore_gone(
-                api.patch(p, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                    .map(drop),
-            )?;
-        }
-    }
+    claim(&api, &owner, &pods, &plan.adopt, &plan.release).await?;
     for (_, pod) in &plan.create {
         api.create(&PostParams::default(), pod).await?;
     }

@@ -26,3 +26,23 @@ pub fn require_root() {
         "this test drives a real containerd and network namespaces: run it as root"
     );
 }
+
+/// Polls `f` every 200 ms until it returns Some (its value is returned), failing the test
+/// with `what` after `secs` seconds.
+pub async fn eventually<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

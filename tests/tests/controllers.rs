@@ -61,23 +61,7 @@ async fn cluster(dir: &std::path::Path) -> Cluster {
     }
 }
 
-async fn eventually<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+use tests::eventually;
 
 fn deployment(replicas: i32, image: &str) -> Deployment {
     serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": {"replicas": replicas,

@@ -10,23 +10,7 @@ use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 use tests::apiserver::TestApiserver;
 
-async fn eventually<T, F, Fut>(what: &str, secs: u64, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+use tests::eventually;
 
 /// A kubelet serving certificate from the apiserver's CA (as `berth up` will issue).
 fn serving_cert(dir: &std::path::Path) -> kubelet::server::TlsFiles {
