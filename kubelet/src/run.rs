@@ -53,6 +53,7 @@ struct Kubelet {
     cfg: Config,
     state: Mutex<State>,
     events: daemon::events::Recorder,
+    prober: Arc<crate::prober::ProbeManager>,
 }
 
 /// The event reference of container `name` in `pod` (`spec.containers{name}`).
@@ -103,6 +104,8 @@ impl Kubelet {
                     st.workers.remove(&uid);
                     st.waiting.remove(&uid);
                     st.backoff.forget_pod(&uid);
+                    drop(st);
+                    self.prober.remove_pod(&uid);
                     return;
                 }
                 Ok(false) => {}
@@ -118,8 +121,25 @@ impl Kubelet {
     ) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
         // Act on the runtime's current state, never on a relist older than our own last
         // actions (that would start a container twice).
-        let rt = cri_runtime::relist(&self.cri).await?.remove(uid);
+        let mut rt = cri_runtime::relist(&self.cri).await?.remove(uid);
         let pod = self.state().desired.get(uid).cloned();
+        // Liveness and startup probe failures: kill the container; the restart policy and
+        // back-off then decide when it comes back.
+        let restarts = self.prober.take_restarts(uid);
+        if let (Some(pod), false) = (&pod, restarts.is_empty()) {
+            for (name, id, message) in &restarts {
+                let cref = container_ref(pod, name);
+                self.events
+                    .record(&cref, daemon::events::WARNING, "Unhealthy", message)
+                    .await;
+                let text = format!("Container {name} failed liveness probe, will be restarted");
+                self.events
+                    .record(&cref, daemon::events::NORMAL, "Killing", &text)
+                    .await;
+                self.cri.stop_container(id, grace(pod)).await?;
+            }
+            rt = cri_runtime::relist(&self.cri).await?.remove(uid);
+        }
         let Some(pod) = pod else {
             // Not (or no longer) bound here: an orphan. Remove everything.
             if let Some(rt) = rt {
@@ -227,6 +247,16 @@ impl Kubelet {
         self.state()
             .waiting
             .insert(uid.to_string(), waiting.clone());
+        if let Some(rt) = &rt {
+            let running: Vec<(String, String, i64)> = rt
+                .containers
+                .iter()
+                .filter(|c| c.state == ContainerState::Running)
+                .map(|c| (c.name.clone(), c.id.clone(), c.started_at))
+                .collect();
+            let ip = rt.sandboxes.first().and_then(|s| s.ip.clone());
+            self.prober.sync_pod(&pod, &running, ip.as_deref());
+        }
         self.report(&pod, rt.as_ref(), &waiting).await?;
         Ok(false)
     }
@@ -406,11 +436,12 @@ impl Kubelet {
         rt: Option<&PodRuntime>,
         waiting: &BTreeMap<String, (String, String)>,
     ) -> Result<(), kube::Error> {
+        let uid = pod.metadata.uid.as_deref().unwrap_or("");
         let new = status::pod_status(
             pod,
             rt,
-            &BTreeMap::new(),
-            &BTreeMap::new(),
+            &self.prober.ready(uid),
+            &self.prober.started(uid),
             waiting,
             &self.cfg.node.node_ip,
             Timestamp::now(),
@@ -573,13 +604,25 @@ pub async fn run(
         &format!("{}://{}", version.runtime_name, version.runtime_version),
     );
     let node_name = cfg.node.name.clone();
+    // Probe results wake the pod's worker; the manager is made before the kubelet it
+    // calls back into, so it holds a weak reference filled in below.
+    let me: Arc<std::sync::OnceLock<std::sync::Weak<Kubelet>>> = Arc::default();
+    let wake = Arc::clone(&me);
+    let on_change: crate::prober::OnChange = Arc::new(move |uid: &str| {
+        if let Some(k) = wake.get().and_then(std::sync::Weak::upgrade) {
+            k.poke(uid);
+        }
+    });
+    let prober = crate::prober::ProbeManager::new(cri.clone(), on_change);
     let kubelet = Arc::new(Kubelet {
         client: client.clone(),
         cri,
         cfg: cfg.clone(),
         state: Mutex::new(State::default()),
         events: daemon::events::Recorder::new(client.clone(), "kubelet", Some(&node_name)),
+        prober,
     });
+    let _ = me.set(Arc::downgrade(&kubelet));
     if let Some((address, tls)) = &cfg.server {
         let source: Arc<dyn crate::server::PodSource> = kubelet.clone();
         let bound = crate::server::serve(

@@ -204,6 +204,69 @@ async fn pods_run_report_status_and_terminate() {
     assert_eq!(after.restart_count, 0);
     assert!(after.state.unwrap().running.is_some());
 
+    // Probes: readiness drives Ready; a failing liveness probe restarts the container.
+    let mut probed = pod("probed", "touch /tmp/alive; exec sleep 3600", "Always");
+    {
+        let c = &mut probed.spec.as_mut().unwrap().containers[0];
+        c.readiness_probe = Some(
+            serde_json::from_value(
+                json!({"exec": {"command": ["test", "-f", "/tmp/ready"]}, "periodSeconds": 1}),
+            )
+            .unwrap(),
+        );
+        c.liveness_probe = Some(serde_json::from_value(json!({"exec": {"command": ["test", "-f", "/tmp/alive"]}, "periodSeconds": 1, "failureThreshold": 1, "initialDelaySeconds": 1})).unwrap());
+    }
+    pods.create(&PostParams::default(), &probed).await.unwrap();
+    let id = eventually("probed running, not ready", 60, || async {
+        let st = pods.get("probed").await.unwrap().status?;
+        let cs = st.container_statuses?.into_iter().next()?;
+        (cs.state.as_ref()?.running.is_some() && !cs.ready)
+            .then(|| cs.container_id.clone())
+            .flatten()
+    })
+    .await
+    .replace("containerd://", "");
+    node.cri()
+        .exec_sync(
+            &id,
+            vec!["touch".into(), "/tmp/ready".into()],
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    eventually("probed Ready", 30, || async {
+        let st = pods.get("probed").await.unwrap().status?;
+        let ready = st.conditions?.into_iter().find(|c| c.type_ == "Ready")?;
+        (ready.status == "True").then_some(())
+    })
+    .await;
+    node.cri()
+        .exec_sync(
+            &id,
+            vec!["rm".into(), "/tmp/alive".into()],
+            Duration::from_secs(5),
+        )
+        .await
+        .unwrap();
+    eventually("liveness restart", 60, || async {
+        let st = pods.get("probed").await.unwrap().status?;
+        (st.container_statuses?.into_iter().next()?.restart_count >= 1).then_some(())
+    })
+    .await;
+    let unhealthy = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .any(|e| {
+            e.reason.as_deref() == Some("Unhealthy")
+                && e.message
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with("Liveness probe failed"))
+        });
+    assert!(unhealthy);
+
     // Graceful deletion: the kubelet stops the pod and finishes the API deletion.
     pods.delete("sleeper", &DeleteParams::default())
         .await
