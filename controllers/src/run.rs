@@ -406,6 +406,29 @@ where
     Ok(())
 }
 
+/// Writes `new` as the status of `name` when it differs from `old` (a gone object is not
+/// an error: its informer event will end the sync).
+async fn write_status<K, S>(
+    api: &Api<K>,
+    name: &str,
+    old: Option<&S>,
+    new: &S,
+) -> Result<(), kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+    S: serde::Serialize + PartialEq,
+{
+    if old == Some(new) {
+        return Ok(());
+    }
+    let patch = status_patch(old, new);
+    ignore_gone(
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop),
+    )
+}
+
 /// A merge patch turning status `old` into `new`: fields `new` drops are sent as null, so a
 /// count that went to zero (omitted when serialized) does not linger.
 fn status_patch<T: serde::Serialize>(old: Option<&T>, new: &T) -> serde_json::Value {
@@ -490,16 +513,8 @@ async fn sync_replicaset(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube:
             Err(e) => return Err(e),
         }
     }
-    if rs.status.as_ref() != Some(&plan.status) {
-        let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), ns);
-        let patch = status_patch(rs.status.as_ref(), &plan.status);
-        ignore_gone(
-            rs_api
-                .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map(drop),
-        )?;
-    }
+    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), ns);
+    write_status(&rs_api, name, rs.status.as_ref(), &plan.status).await?;
     Ok(plan.requeue_after)
 }
 
@@ -581,15 +596,7 @@ async fn sync_deployment(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube:
                 .map(drop),
         )?;
     }
-    if d.status.as_ref() != Some(&plan.status) {
-        let patch = status_patch(d.status.as_ref(), &plan.status);
-        ignore_gone(
-            d_api
-                .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map(drop),
-        )?;
-    }
+    write_status(&d_api, name, d.status.as_ref(), &plan.status).await?;
     Ok(plan.requeue_after)
 }
 
@@ -933,13 +940,7 @@ async fn sync_daemonset(ctx: &Ctx, key: &str) -> Result<Option<Duration>, kube::
     }
     if let Some(status) = &plan.status {
         let ds_api: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), ns);
-        let patch = status_patch(ds.status.as_ref(), status);
-        ignore_gone(
-            ds_api
-                .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map(drop),
-        )?;
+        write_status(&ds_api, name, ds.status.as_ref(), status).await?;
     }
     Ok(None)
 }

@@ -612,26 +612,7 @@ fn split_subscript(path: &str) -> Option<(&str, &str)> {
 fn format_map(m: Option<&BTreeMap<String, String>>) -> String {
     m.into_iter()
         .flatten()
-        .map(|(k, v)| format!("{k}={}", quote(v)))
+        .map(|(k, v)| format!("{k}={}", crate::status::go_quote(v)))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// A double-quoted string with `"`, `\` and control characters escaped.
-fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\x{:02x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }

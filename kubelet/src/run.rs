@@ -321,8 +321,9 @@ impl Kubelet {
             self.events.record(&cref, NORMAL, "Pulled", &msg).await;
         }
         let ns = pod.metadata.namespace.clone().unwrap_or_default();
-        let config_maps = self.lookup::<ConfigMap>(&ns).await;
-        let secrets = self.lookup::<Secret>(&ns).await;
+        let (cm_names, secret_names) = referenced(c);
+        let config_maps = self.fetch::<ConfigMap>(&ns, &cm_names).await;
+        let secrets = self.fetch::<Secret>(&ns, &secret_names).await;
         let services = self.services(&ns).await;
         let allocatable = BTreeMap::new();
         let cm = |n: &str| {
@@ -400,6 +401,28 @@ impl Kubelet {
             )
             .await;
         Ok(())
+    }
+
+    /// The named objects of `ns` that exist (a container start reads only what it uses).
+    async fn fetch<K>(
+        &self,
+        ns: &str,
+        names: &std::collections::BTreeSet<String>,
+    ) -> HashMap<String, K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), ns);
+        let mut out = HashMap::new();
+        for name in names {
+            if let Ok(Some(o)) = api.get_opt(name).await {
+                out.insert(name.clone(), o);
+            }
+        }
+        out
     }
 
     async fn lookup<K>(&self, ns: &str) -> HashMap<String, K>
@@ -566,6 +589,36 @@ impl crate::server::PodSource for Kubelet {
     }
 }
 
+/// Names of the ConfigMaps and Secrets a container's environment refers to.
+fn referenced(
+    c: &k8s_openapi::api::core::v1::Container,
+) -> (
+    std::collections::BTreeSet<String>,
+    std::collections::BTreeSet<String>,
+) {
+    let (mut cms, mut secrets) = (
+        std::collections::BTreeSet::new(),
+        std::collections::BTreeSet::new(),
+    );
+    for from in c.env_from.iter().flatten() {
+        if let Some(r) = &from.config_map_ref {
+            cms.insert(r.name.clone());
+        }
+        if let Some(r) = &from.secret_ref {
+            secrets.insert(r.name.clone());
+        }
+    }
+    for v in c.env.iter().flatten().filter_map(|e| e.value_from.as_ref()) {
+        if let Some(r) = &v.config_map_key_ref {
+            cms.insert(r.name.clone());
+        }
+        if let Some(r) = &v.secret_key_ref {
+            secrets.insert(r.name.clone());
+        }
+    }
+    (cms, secrets)
+}
+
 fn grace(pod: &Pod) -> i64 {
     pod.spec
         .as_ref()
@@ -696,5 +749,25 @@ pub async fn run(
         for id in changed.iter().chain(orphans.iter()) {
             kubelet.poke(id);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_referenced_config_maps_and_secrets_are_read() {
+        let c: k8s_openapi::api::core::v1::Container = serde_json::from_value(serde_json::json!({
+            "name": "c",
+            "envFrom": [{"configMapRef": {"name": "cm-a"}}, {"secretRef": {"name": "s-a"}}],
+            "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "cm-b", "key": "k"}}},
+                    {"name": "Y", "valueFrom": {"secretKeyRef": {"name": "s-a", "key": "k"}}},
+                    {"name": "Z", "value": "plain"}],
+        }))
+        .unwrap();
+        let (cms, secrets) = referenced(&c);
+        assert_eq!(cms.into_iter().collect::<Vec<_>>(), ["cm-a", "cm-b"]);
+        assert_eq!(secrets.into_iter().collect::<Vec<_>>(), ["s-a"]);
     }
 }

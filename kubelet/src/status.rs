@@ -856,7 +856,7 @@ fn true_false(b: bool) -> String {
 }
 
 /// A string quoted as Go's `%q` does for printable text.
-fn go_quote(s: &str) -> String {
+pub(crate) fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for ch in s.chars() {
